@@ -1,0 +1,325 @@
+"""DashScope wire formats (API.md §2–§3): request parsing and response bodies.
+
+Requests are parsed by hand rather than by a pydantic model so that every rejection carries the
+exact DashScope code (`BadRequest.EmptyModel`, `InvalidParameter`, ...) and names the field.
+Responses are plain dicts built here, so the field names sit in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from model.registry import ModelSpec, TaskFamily
+from server.api.errors import InvalidParameter, empty_input, empty_model
+from server.jobs.job import TaskRecord, TaskStatus
+
+BEIJING = timezone(timedelta(hours=8))
+MAX_PROMPT_UNITS = 5000
+MAX_SEED = 2_147_483_647
+RESOLUTIONS = {"720P": 720, "1080P": 1080}
+TIER_PIXELS = {"720P": 921_600, "1080P": 2_073_600}
+RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "4:5", "5:4", "9:21", "21:9")
+# Published sizes (API.md §2, after Wan 2.7's table); other ratios keep the tier's pixel count.
+FIXED_SIZES: dict[tuple[str, str], tuple[int, int]] = {
+    ("720P", "16:9"): (1280, 720),
+    ("720P", "9:16"): (720, 1280),
+    ("720P", "1:1"): (960, 960),
+    ("720P", "4:3"): (1104, 832),
+    ("720P", "3:4"): (832, 1104),
+    ("1080P", "16:9"): (1920, 1080),
+    ("1080P", "9:16"): (1080, 1920),
+    ("1080P", "1:1"): (1440, 1440),
+    ("1080P", "4:3"): (1648, 1248),
+    ("1080P", "3:4"): (1248, 1648),
+}
+MEDIA_TYPES: dict[TaskFamily, dict[str, tuple[int, int]]] = {
+    # family -> media type -> (min count, max count)
+    TaskFamily.T2V: {},
+    TaskFamily.I2V: {"first_frame": (1, 1)},
+    TaskFamily.R2V: {"reference_image": (1, 9)},
+    TaskFamily.VIDEO_EDIT: {"video": (1, 1), "reference_image": (0, 5)},
+}
+PROMPT_REQUIRED = {TaskFamily.T2V, TaskFamily.R2V, TaskFamily.VIDEO_EDIT}
+
+
+@dataclass(frozen=True)
+class MediaItem:
+    """One `input.media` entry as the client sent it."""
+
+    index: int
+    type: str
+    url: str
+
+    @property
+    def field(self) -> str:
+        return f"input.media[{self.index}] ({self.type})"
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """A create-task body after the schema checks, before any media is fetched."""
+
+    model: str
+    prompt: str
+    orig_prompt: str
+    media: tuple[MediaItem, ...]
+    resolution: str
+    ratio: str | None
+    duration: int
+    watermark: bool
+    seed: int | None
+    audio_setting: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def model_name(body: Any) -> str:
+    """The `model` of a create body; checked first so the right error code wins."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("The request body must be a JSON object.")
+    name = body.get("model")
+    if name is None or name == "":
+        raise empty_model()
+    if not isinstance(name, str):
+        raise InvalidParameter("model must be a string.")
+    return name
+
+
+def parse_create(body: dict[str, Any], spec: ModelSpec) -> CreateRequest:
+    """Check a create body against the model's family (API.md §2). Unknown keys are ignored."""
+    inp = body.get("input")
+    if inp is None:
+        raise empty_input()
+    if not isinstance(inp, dict):
+        raise InvalidParameter("input must be a JSON object.")
+    params = body.get("parameters")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidParameter("parameters must be a JSON object.")
+
+    orig_prompt = _prompt(inp, spec.family)
+    media = _media(inp, spec.family)
+    resolution = _choice(params, "resolution", tuple(RESOLUTIONS), "1080P")
+    ratio = (
+        _choice(params, "ratio", RATIOS, "16:9") if spec.family in (TaskFamily.T2V, TaskFamily.R2V) else None
+    )
+    duration = _int(params, "duration", 5, 3, 15) if spec.family != TaskFamily.VIDEO_EDIT else 0
+    watermark = _bool(params, "watermark", True)
+    seed = _int(params, "seed", None, 0, MAX_SEED)
+    audio_setting = "auto"
+    if spec.family == TaskFamily.VIDEO_EDIT:
+        audio_setting = _choice(params, "audio_setting", ("auto", "origin"), "auto")
+    return CreateRequest(
+        model=spec.name,
+        prompt=truncate_prompt(orig_prompt),
+        orig_prompt=orig_prompt,
+        media=media,
+        resolution=resolution,
+        ratio=ratio,
+        duration=duration,
+        watermark=watermark,
+        seed=seed,
+        audio_setting=audio_setting,
+    )
+
+
+def _prompt(inp: dict[str, Any], family: TaskFamily) -> str:
+    prompt = inp.get("prompt")
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise InvalidParameter("input.prompt must be a string.")
+    if family in PROMPT_REQUIRED and not prompt.strip():
+        raise InvalidParameter(f"input.prompt is required for {family.value} models.")
+    return prompt
+
+
+def _media(inp: dict[str, Any], family: TaskFamily) -> tuple[MediaItem, ...]:
+    raw = inp.get("media")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise InvalidParameter("input.media must be a list of {type, url} objects.")
+    items = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+            raise InvalidParameter(f"input.media[{i}] must be an object with a string 'type'.")
+        url = entry.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidParameter(f"input.media[{i}].url is required.")
+        items.append(MediaItem(i, entry["type"], url.strip()))
+    legacy = inp.get("img_url")
+    if legacy and family == TaskFamily.I2V and not items:
+        if not isinstance(legacy, str):
+            raise InvalidParameter("input.img_url must be a string.")
+        items.append(MediaItem(0, "first_frame", legacy.strip()))
+    _check_media_counts(items, family)
+    return tuple(items)
+
+
+def _check_media_counts(items: list[MediaItem], family: TaskFamily) -> None:
+    allowed = MEDIA_TYPES[family]
+    for item in items:
+        if item.type not in allowed:
+            kinds = ", ".join(allowed) or "none"
+            raise InvalidParameter(
+                f"{item.field}: media type {item.type!r} is not supported by {family.value} models "
+                f"(allowed: {kinds})."
+            )
+    for kind, (low, high) in allowed.items():
+        count = sum(1 for item in items if item.type == kind)
+        if not low <= count <= high:
+            want = f"exactly {low}" if low == high else f"{low} to {high}"
+            raise InvalidParameter(f"input.media: {family.value} models take {want} {kind}, got {count}.")
+
+
+def _choice(params: dict[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = params.get(name)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise InvalidParameter(f"parameters.{name} must be one of {', '.join(allowed)}, got {value!r}.")
+    return str(value)
+
+
+def _int(params: dict[str, Any], name: str, default: int | None, low: int, high: int) -> Any:
+    value = params.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise InvalidParameter(f"parameters.{name} must be an integer, got {value!r}.")
+    if not low <= value <= high:
+        raise InvalidParameter(f"parameters.{name} must be between {low} and {high}, got {value}.")
+    return int(value)
+
+
+def _bool(params: dict[str, Any], name: str, default: bool) -> bool:
+    value = params.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InvalidParameter(f"parameters.{name} must be true or false, got {value!r}.")
+    return value
+
+
+def truncate_prompt(prompt: str) -> str:
+    """Silently cut a prompt to 5000 units, a CJK character counting 2 (API.md §2, ours)."""
+    units = 0
+    for i, ch in enumerate(prompt):
+        units += 2 if _is_wide(ch) else 1
+        if units > MAX_PROMPT_UNITS:
+            return prompt[:i]
+    return prompt
+
+
+def _is_wide(ch: str) -> bool:
+    return unicodedata.east_asian_width(ch) in ("W", "F")
+
+
+def output_size(
+    resolution: str, ratio: str | None, source_wh: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """The delivered pixel size (API.md §2): the published table, else the tier's pixel count at
+    the ratio (or the source image's/video's aspect), both sides multiples of 16."""
+    if source_wh is None and ratio is not None and (resolution, ratio) in FIXED_SIZES:
+        return FIXED_SIZES[(resolution, ratio)]
+    if source_wh is not None:
+        aspect = source_wh[0] / source_wh[1]
+    else:
+        num, den = (ratio or "16:9").split(":")
+        aspect = int(num) / int(den)
+    pixels = TIER_PIXELS[resolution]
+    width = max(16, round(math.sqrt(pixels * aspect) / 16) * 16)
+    height = max(16, round(math.sqrt(pixels / aspect) / 16) * 16)
+    return width, height
+
+
+# ---------------------------------------------------------------------------------- responses
+
+
+def format_time(ts: float | None) -> str | None:
+    """`YYYY-MM-DD HH:mm:ss.SSS` in UTC+8, as DashScope reports task times."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def epoch_ms(ts: float | None) -> int | None:
+    return None if ts is None else int(ts * 1000)
+
+
+def parse_list_time(value: str, name: str) -> float:
+    """`YYYYMMDDhhmmss` (UTC+8) to epoch seconds."""
+    try:
+        return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING).timestamp()
+    except ValueError:
+        raise InvalidParameter(f"{name} must be formatted as YYYYMMDDhhmmss, got {value!r}.") from None
+
+
+def create_body(request_id: str, record: TaskRecord) -> dict[str, Any]:
+    return {"request_id": request_id, "output": {"task_id": record.task_id, "task_status": "PENDING"}}
+
+
+def unknown_task_body(request_id: str, task_id: str) -> dict[str, Any]:
+    return {"request_id": request_id, "output": {"task_id": task_id, "task_status": TaskStatus.UNKNOWN.value}}
+
+
+def task_body(request_id: str, record: TaskRecord, video_url: str | None) -> dict[str, Any]:
+    """The query response for one task in any state (API.md §3)."""
+    output: dict[str, Any] = {"task_id": record.task_id, "task_status": record.status.value}
+    output["submit_time"] = format_time(record.submit_time)
+    if record.scheduled_time is not None:
+        output["scheduled_time"] = format_time(record.scheduled_time)
+    if record.status.is_final:
+        output["end_time"] = format_time(record.end_time)
+    body: dict[str, Any] = {"request_id": request_id, "output": output}
+    if record.status == TaskStatus.RUNNING and record.progress_total:
+        output["progress"] = {"step": record.progress_step or 0, "total_steps": record.progress_total}
+    elif record.status == TaskStatus.SUCCEEDED:
+        output["video_url"] = video_url
+        output["orig_prompt"] = record.orig_prompt or ""
+        body["usage"] = record.usage or {}
+    elif record.status == TaskStatus.FAILED:
+        output["code"] = record.code or "InternalError"
+        output["message"] = record.message or ""
+    return body
+
+
+def list_item(record: TaskRecord) -> dict[str, Any]:
+    return {
+        "task_id": record.task_id,
+        "status": record.status.value,
+        "model_name": record.model,
+        "request_id": record.request_id,
+        "gmt_create": epoch_ms(record.submit_time),
+        "start_time": epoch_ms(record.scheduled_time),
+        "end_time": epoch_ms(record.end_time),
+        "workspace_id": record.workspace,
+    }
+
+
+def list_body(
+    request_id: str, records: list[TaskRecord], total: int, page_no: int, page_size: int
+) -> dict[str, Any]:
+    items = [list_item(r) for r in records]
+    return {
+        "request_id": request_id,
+        "total": total,
+        "total_page": math.ceil(total / page_size) if total else 0,
+        "page_no": page_no,
+        "page_size": page_size,
+        "data": items,
+        "tasks": items,
+    }
+
+
+def error_body(request_id: str, code: str, message: str) -> dict[str, Any]:
+    return {"request_id": request_id, "code": code, "message": message}
+
+
+def now() -> float:
+    return datetime.now(UTC).timestamp()

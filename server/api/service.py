@@ -1,0 +1,272 @@
+"""TaskService: the task lifecycle as the facade sees it (create, query, list, cancel).
+
+Everything a request can get wrong is checked here, before anything is stored: the schema, the
+model, every media rule. Only then are the inputs written to the object store and the task
+submitted; if submitting fails, the inputs are removed again, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from model.registry import Endpoint, ModelSpec, TaskFamily
+from server.api import schemas
+from server.api.errors import AccessDenied, InvalidParameter, InvalidURL, UnsupportedOperation, url_error
+from server.api.uploads import UploadService
+from server.config import Settings
+from server.jobs.base import TaskFilter, TaskQueue
+from server.jobs.job import JobSpec, MediaRef, TaskRecord, TaskStatus
+from server.keys import Tenant
+from server.media import (
+    EDIT_REFERENCE_RULE,
+    EDIT_VIDEO_RULE,
+    FIRST_FRAME_RULE,
+    R2V_REFERENCE_RULE,
+    ImageInfo,
+    MediaFetcher,
+    VideoInfo,
+    inspect_image,
+    inspect_video,
+)
+from server.storage.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+MAX_EDIT_OUTPUT_S = 15.0
+LIST_WINDOW_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling and with which DashScope headers."""
+
+    tenant: Tenant
+    request_id: str
+    workspace: str | None = None
+    oss_resolve: bool = False
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One fetched and validated medium, not yet stored."""
+
+    type: str
+    data: bytes
+    info: ImageInfo | VideoInfo
+
+
+class TaskService:
+    """Create, query, list and cancel tasks for one tenant at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: TaskQueue,
+        store: ObjectStore,
+        registry: dict[str, ModelSpec],
+        fetcher: MediaFetcher,
+        uploads: UploadService,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.store = store
+        self.registry = registry
+        self.fetcher = fetcher
+        self.uploads = uploads
+
+    # ------------------------------------------------------------------------------ create
+
+    def resolve_model(self, body: Any, endpoint: Endpoint, tenant: Tenant) -> ModelSpec:
+        """The spec for `body["model"]` posted to `endpoint`, or the DashScope error for it."""
+        name = schemas.model_name(body)
+        spec = self.registry.get(name)
+        if spec is None or spec.endpoint != endpoint:
+            raise url_error()
+        if not tenant.may_use(name):
+            raise AccessDenied(f"This API key has no access to model {name}.")
+        return spec
+
+    async def create(self, body: Any, endpoint: Endpoint, ctx: CallContext) -> TaskRecord:
+        """Validate `body`, store its inputs and submit the task. Returns the PENDING record."""
+        spec = self.resolve_model(body, endpoint, ctx.tenant)
+        req = schemas.parse_create(body, spec)
+        inputs = await asyncio.gather(*(self._load_input(item, spec.family, ctx) for item in req.media))
+        task_id = str(uuid.uuid4())
+        submit_time = schemas.now()
+        expires_at = submit_time + self.settings.task_ttl_s
+        media = await asyncio.to_thread(self._store_inputs, task_id, list(inputs), expires_at)
+        record = TaskRecord(
+            task_id=task_id,
+            request_id=ctx.request_id,
+            tenant=ctx.tenant.id,
+            model=spec.name,
+            spec=self._job_spec(spec, req, list(inputs), media),
+            workspace=ctx.workspace,
+            submit_time=submit_time,
+            orig_prompt=req.orig_prompt,
+        )
+        try:
+            await self.queue.submit(record)
+        except BaseException:
+            await asyncio.to_thread(self._delete_keys, [m.key for m in media])
+            raise
+        log.info("task submitted", extra={"task_id": task_id, "model": spec.name})
+        return record
+
+    async def _load_input(self, item: schemas.MediaItem, family: TaskFamily, ctx: CallContext) -> _Input:
+        is_video = item.type == "video"
+        max_bytes = self.settings.max_video_bytes if is_video else self.settings.max_image_bytes
+        data = await self._fetch(item, ctx, max_bytes=max_bytes, allow_data_uri=not is_video)
+        if is_video:
+            return _Input(
+                item.type,
+                data,
+                await asyncio.to_thread(inspect_video, data, EDIT_VIDEO_RULE, field=item.field),
+            )
+        rule = {
+            (TaskFamily.I2V, "first_frame"): FIRST_FRAME_RULE,
+            (TaskFamily.R2V, "reference_image"): R2V_REFERENCE_RULE,
+            (TaskFamily.VIDEO_EDIT, "reference_image"): EDIT_REFERENCE_RULE,
+        }[(family, item.type)]
+        info = await asyncio.to_thread(
+            inspect_image, data, rule, field=item.field, max_pixels=self.settings.max_image_pixels
+        )
+        return _Input(item.type, data, info)
+
+    async def _fetch(
+        self, item: schemas.MediaItem, ctx: CallContext, *, max_bytes: int, allow_data_uri: bool
+    ) -> bytes:
+        if item.url.startswith("oss://"):
+            if not ctx.oss_resolve:
+                raise InvalidURL(
+                    f"{item.field}: oss:// URLs need the header X-DashScope-OssResourceResolve: enable."
+                )
+            return await asyncio.to_thread(self.uploads.resolve, item.url, ctx.tenant, max_bytes=max_bytes)
+        return await self.fetcher.fetch(
+            item.url, max_bytes=max_bytes, field=item.field, allow_data_uri=allow_data_uri
+        )
+
+    def _store_inputs(self, task_id: str, inputs: list[_Input], expires_at: float) -> tuple[MediaRef, ...]:
+        refs: list[MediaRef] = []
+        try:
+            for i, item in enumerate(inputs):
+                key = f"inputs/{task_id}/{i}.{item.info.format}"
+                self.store.put_bytes(key, item.data, item.info.content_type, expires_at)
+                duration = item.info.duration_s if isinstance(item.info, VideoInfo) else 0.0
+                refs.append(
+                    MediaRef(
+                        item.type, key, item.info.content_type, item.info.width, item.info.height, duration
+                    )
+                )
+        except BaseException:
+            self._delete_keys([r.key for r in refs])
+            raise
+        return tuple(refs)
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                self.store.delete(key)
+            except Exception:
+                log.exception("could not delete input %s after a failed submit", key)
+
+    def _job_spec(
+        self, spec: ModelSpec, req: schemas.CreateRequest, inputs: list[_Input], media: tuple[MediaRef, ...]
+    ) -> JobSpec:
+        source = next((i.info for i in inputs if i.type in ("first_frame", "video")), None)
+        source_wh = (source.width, source.height) if source is not None else None
+        width, height = schemas.output_size(req.resolution, req.ratio, source_wh)
+        duration = float(req.duration)
+        input_video_s = 0.0
+        if isinstance(source, VideoInfo):
+            input_video_s = source.duration_s
+            duration = min(source.duration_s, MAX_EDIT_OUTPUT_S)
+        return JobSpec(
+            model=spec.name,
+            family=spec.family.value,
+            prompt=req.prompt,
+            width=width,
+            height=height,
+            duration_s=duration,
+            seed=req.seed if req.seed is not None else secrets.randbelow(schemas.MAX_SEED + 1),
+            watermark=req.watermark,
+            resolution=req.resolution,
+            ratio=req.ratio,
+            media=media,
+            audio_setting=req.audio_setting,
+            input_video_duration_s=input_video_s,
+        )
+
+    # ------------------------------------------------------------------------------ query
+
+    async def get(self, task_id: str, tenant: Tenant) -> TaskRecord | None:
+        """The tenant's task, or None (unknown, expired, or another tenant's: indistinguishable)."""
+        record = await self.queue.get(task_id)
+        if record is None or record.tenant != tenant.id:
+            return None
+        return record
+
+    def video_url(self, record: TaskRecord) -> str | None:
+        if record.result_key is None:
+            return None
+        return self.store.url(record.result_key, record.submit_time + self.settings.task_ttl_s)
+
+    async def cancel(self, task_id: str, tenant: Tenant) -> TaskRecord:
+        """Cancel a PENDING task of this tenant; anything else is `UnsupportedOperation`."""
+        if await self.get(task_id, tenant) is not None:
+            record = await self.queue.cancel(task_id)
+            if record is not None:
+                return record
+        raise UnsupportedOperation(
+            "Failed to cancel the task, please confirm if the task is in PENDING status."
+        )
+
+    async def list(
+        self, tenant: Tenant, query: dict[str, str], workspace: str | None
+    ) -> tuple[list[TaskRecord], int, int, int]:
+        """One page of the tenant's tasks (API.md §3 list): records, total, page_no, page_size."""
+        page_no = _positive_int(query.get("page_no"), "page_no", 1, 1_000_000)
+        page_size = _positive_int(query.get("page_size"), "page_size", 10, 100)
+        end = (
+            schemas.parse_list_time(query["end_time"], "end_time") if query.get("end_time") else schemas.now()
+        )
+        if query.get("start_time"):
+            start = schemas.parse_list_time(query["start_time"], "start_time")
+        else:
+            start = end - LIST_WINDOW_S
+        if end < start:
+            raise InvalidParameter("end_time must not be earlier than start_time.")
+        if end - start > LIST_WINDOW_S:
+            raise InvalidParameter("The time span between start_time and end_time must not exceed 24 hours.")
+        status = query.get("status") or None
+        if status is not None and status not in TaskStatus.__members__:
+            raise InvalidParameter(
+                f"status must be one of {', '.join(TaskStatus.__members__)}, got {status!r}."
+            )
+        filters = TaskFilter(
+            start_time=start,
+            end_time=end,
+            status=TaskStatus(status) if status else None,
+            model=query.get("model_name") or None,
+            task_id=query.get("task_id") or None,
+            workspace=workspace,
+        )
+        records, total = await self.queue.list(tenant.id, filters, page_no, page_size)
+        return records, total, page_no, page_size
+
+
+def _positive_int(value: str | None, name: str, default: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an integer, got {value!r}.") from None
+    if not 1 <= number <= high:
+        raise InvalidParameter(f"{name} must be between 1 and {high}, got {number}.")
+    return number

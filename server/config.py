@@ -1,0 +1,85 @@
+"""Settings: `PADDOCK_*` environment variables, optionally a YAML file (`PADDOCK_CONFIG`).
+
+Built once by the CLI (or a test) and passed down; there is no module-level instance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Defaults are the embedded one-process mode."""
+
+    model_config = SettingsConfigDict(env_prefix="PADDOCK_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = Field(default=None, description="base of the URLs handed out")
+    queue_url: str = "memory://"
+    storage_url: str = "file://./paddock-data"
+    data_dir: Path = Path("./paddock-data")
+    api_keys: str | None = Field(default=None, description="comma-separated keys or a YAML key file")
+    models: str | None = Field(default=None, description="YAML model registry; None = tiny built-ins")
+    task_ttl_s: int = 86_400
+    upload_ttl_s: int = 172_800
+    task_timeout_s: int = 10_800
+    signing_secret: str | None = Field(default=None, description="HMAC key for URLs and upload policies")
+
+    # Media fetching (DESIGN.md §3).
+    media_allow_private: bool = False
+    media_timeout_s: float = 30.0
+    media_max_redirects: int = 5
+    media_allow_hosts: str = ""  # comma-separated hostnames or CIDRs allowed even when not public
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_video_bytes: int = 100 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    max_upload_mb: int = 100
+
+    # Worker.
+    worker_name: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the YAML file, which wins over the defaults.
+        return init_settings, env_settings, _YamlFileSource(settings_cls)
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by `PADDOCK_CONFIG`, keys without the prefix (`queue_url: ...`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        import os
+
+        path = os.environ.get("PADDOCK_CONFIG")
+        self._data: dict[str, Any] = {}
+        if path:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: expected a mapping of settings")
+            self._data = {str(k).lower(): v for k, v in loaded.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}

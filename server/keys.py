@@ -1,0 +1,101 @@
+"""API keys as tenants (`PADDOCK_API_KEYS`).
+
+The setting is a comma-separated list of keys (each its own tenant) or a path to a YAML file::
+
+    keys:
+      - key: sk-team-a-...
+        tenant: team-a
+        models: [happyhorse-1.0-i2v]     # optional: the models this key may use (default: all)
+        quota: {submit_per_s: 5, running: 5, pending: 100}   # optional, used by the queue
+
+When unset, `paddock serve` creates one key, stores it in the data folder and prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """Who a key belongs to. `id` is stable and safe to log; the key itself never is."""
+
+    id: str
+    models: frozenset[str] | None = None
+    quota: dict[str, Any] = field(default_factory=dict)
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+class KeyRing:
+    """Maps API keys to tenants with constant-time comparison."""
+
+    def __init__(self, tenants_by_key: dict[str, Tenant]) -> None:
+        if not tenants_by_key:
+            raise ValueError("at least one API key is required")
+        self._by_digest = {_digest(k): t for k, t in tenants_by_key.items()}
+
+    def lookup(self, key: str) -> Tenant | None:
+        digest = _digest(key)
+        for known, tenant in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return tenant
+        return None
+
+    @classmethod
+    def parse(cls, value: str) -> KeyRing:
+        """From the `PADDOCK_API_KEYS` value: a YAML file path or a comma-separated list."""
+        path = Path(value)
+        if path.suffix in (".yaml", ".yml") or path.is_file():
+            return cls.from_yaml(path)
+        keys = [k.strip() for k in value.split(",") if k.strip()]
+        return cls({k: Tenant(id=tenant_id_for(k)) for k in keys})
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> KeyRing:
+        raw = yaml.safe_load(path.read_text()) or {}
+        entries = raw.get("keys", [])
+        tenants: dict[str, Tenant] = {}
+        for entry in entries:
+            key = str(entry["key"])
+            models = entry.get("models")
+            tenants[key] = Tenant(
+                id=str(entry.get("tenant") or tenant_id_for(key)),
+                models=frozenset(models) if models else None,
+                quota=dict(entry.get("quota") or {}),
+            )
+        return cls(tenants)
+
+    @classmethod
+    def load_or_create(cls, value: str | None, data_dir: Path) -> tuple[KeyRing, str | None]:
+        """The configured keys; with none, the key stored in `data_dir` (created on first use).
+
+        Returns the ring and the generated key (None when keys were configured)."""
+        if value:
+            return cls.parse(value), None
+        key_file = data_dir / "api_key"
+        if key_file.exists():
+            key = key_file.read_text().strip()
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            key = "sk-paddock-" + secrets.token_hex(16)
+            key_file.write_text(key + "\n")
+            key_file.chmod(0o600)
+        return cls({key: Tenant(id=tenant_id_for(key))}), key
+
+
+def tenant_id_for(key: str) -> str:
+    """A stable, non-reversible tenant id for a bare key."""
+    return "t-" + _digest(key)[:12]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
