@@ -109,9 +109,12 @@ def probe_video(data: bytes) -> VideoProbe:
 
 
 def watermark_contrast(with_mark: np.ndarray, without: np.ndarray) -> tuple[float, float]:
-    """Mean absolute difference inside the bottom-right watermark region and outside it."""
+    """Share of pixels that clearly differ (mean |diff| > 48) inside the bottom-right corner
+    (last 15% of rows, last 40% of columns) and everywhere else."""
     _, h, w, _ = with_mark.shape
-    diff = np.abs(with_mark.astype(np.int16) - without.astype(np.int16)).mean(axis=(0, 3))
-    region = diff[int(h * 0.8) :, int(w * 0.55) :]
-    outside = diff[: int(h * 0.6), : int(w * 0.5)]
-    return float(region.mean()), float(outside.mean())
+    changed = np.abs(with_mark.astype(np.int16) - without.astype(np.int16)).mean(axis=3) > 48
+    corner = np.zeros((h, w), dtype=bool)
+    corner[int(h * 0.85) :, int(w * 0.6) :] = True
+    inside = changed[:, corner].mean()
+    outside = changed[:, ~corner].mean()
+    return float(inside), float(outside)

@@ -290,3 +290,12 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"queue": True}
+
+
+async def test_decompression_bomb_is_refused_at_the_facade(client: httpx.AsyncClient) -> None:
+    from tests.server.test_media import bomb_png
+
+    response = await client.post(CREATE, json=i2v(data_uri(bomb_png())), headers=headers())
+    assert_error(response, 400, "InvalidParameter", "50000x50000")
+    listed = (await client.get("/api/v1/tasks", headers=headers())).json()
+    assert listed["total"] == 0

@@ -1,0 +1,119 @@
+"""The backend contract: one native-size job in, native frames (and maybe sound) out."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+
+from model.registry import ModelSpec, TaskFamily
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class NativeJob:
+    """One generation at the backend's native size and frame rate, media already decoded.
+
+    `image` is the i2v first frame, already fitted to `width` x `height`; `video` is the edit
+    source as uint8 [F, height, width, 3] at `fps`; `reference_images` keep the client's order.
+    """
+
+    family: TaskFamily
+    prompt: str
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    seed: int
+    num_inference_steps: int
+    guidance_scale: float
+    image: Image.Image | None = None
+    reference_images: tuple[Image.Image, ...] = ()
+    video: np.ndarray | None = None
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
+class NativeClip:
+    """What a backend made: float32 frames [F, h, w, 3] in [0, 1] at `fps`, and optional sound
+    as float32 [channels, samples] in [-1, 1] at `sample_rate`."""
+
+    frames: np.ndarray
+    fps: int
+    audio: np.ndarray | None = None
+    sample_rate: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """A loaded model serving one or more task families.
+
+    Subclasses build their pipelines in `__init__` (tiny random weights when `spec.checkpoint` is
+    None, else `from_pretrained` on the local folder). `generate` is serialised by a per-instance
+    lock because diffusers pipelines keep per-call state (the scheduler's step index).
+    """
+
+    name: ClassVar[str]
+    families: ClassVar[frozenset[TaskFamily]]
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self._lock = threading.Lock()
+
+    def generate(self, job: NativeJob) -> NativeClip:
+        """Run one job; raises ValueError for a family this backend does not serve."""
+        if job.family not in self.families:
+            raise ValueError(f"backend {self.name!r} does not serve {job.family.value}")
+        with self._lock:
+            return self._generate(job)
+
+    @abstractmethod
+    def _generate(self, job: NativeJob) -> NativeClip:
+        """Run one job; called with the instance lock held."""
+
+    @classmethod
+    @abstractmethod
+    def save_tiny(cls, folder: str | Path, seed: int = 0) -> None:
+        """Write the tiny random-weight model in diffusers layout (`save_pretrained`) to `folder`."""
+
+
+def torch_dtype(name: str) -> Any:
+    """`"bfloat16"` -> `torch.bfloat16`; rejects names that are not torch floating dtypes."""
+    import torch
+
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"unknown torch dtype {name!r}")
+    return dtype
+
+
+def step_callback(progress: ProgressFn | None, total: int) -> Callable[..., dict[str, Any]] | None:
+    """Adapt `progress(step, total)` to diffusers' `callback_on_step_end` signature (1-based steps)."""
+    if progress is None:
+        return None
+
+    def _on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        progress(step + 1, total)
+        return tensors
+
+    return _on_step_end
+
+
+def cpu_generator(seed: int) -> Any:
+    """A CPU torch.Generator: the initial noise is then the same on every device type."""
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def frames_array(frames: Any) -> np.ndarray:
+    """The first video of a pipeline's `output_type="np"` result as contiguous float32 [F, H, W, 3]."""
+    video = np.asarray(frames[0], dtype=np.float32)
+    return np.ascontiguousarray(np.clip(video, 0.0, 1.0))

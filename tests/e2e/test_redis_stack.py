@@ -1,0 +1,53 @@
+"""`paddock api` + `paddock worker` processes sharing a real Redis and one storage folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dashscope
+import httpx
+import pytest
+from dashscope import VideoSynthesis
+
+from tests.live_server import LiveServer, paddock_process
+from tests.videos import data_uri, make_image, probe_video
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
+    env = {"PADDOCK_QUEUE_URL": redis_url, "PADDOCK_STORAGE_URL": f"file://{tmp_path / 'data'}"}
+    with (
+        paddock_process(tmp_path, command="api", env=env) as api,
+        paddock_process(tmp_path, command="worker", env=env, wait_ready=False),
+    ):
+        previous = dashscope.base_http_api_url
+        dashscope.base_http_api_url = api.api_url
+        try:
+            yield api
+        finally:
+            dashscope.base_http_api_url = previous
+
+
+def test_jobs_flow_through_redis_to_a_worker_process(stack: LiveServer) -> None:
+    key = stack.keys[0]
+    image = data_uri(make_image(600, 600))
+    tasks = [
+        VideoSynthesis.async_call(
+            model="happyhorse-1.0-i2v",
+            media=[{"type": "first_frame", "url": image}],
+            resolution="720P",
+            duration=3,
+            seed=i,
+            api_key=key,
+        )
+        for i in range(2)
+    ]
+    for task in tasks:
+        done = VideoSynthesis.wait(task, api_key=key)
+        assert done.output.task_status == "SUCCEEDED", done
+        assert done.output.scheduled_time and done.output.end_time
+        video = probe_video(httpx.get(done.output.video_url, timeout=30).content)
+        assert (video.width, video.height, video.frame_count, video.fps) == (960, 960, 72, 24)

@@ -1,0 +1,1 @@
+"""Tests of the model package: real tiny models, no mocks."""
