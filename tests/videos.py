@@ -118,3 +118,13 @@ def watermark_contrast(with_mark: np.ndarray, without: np.ndarray) -> tuple[floa
     inside = changed[:, corner].mean()
     outside = changed[:, ~corner].mean()
     return float(inside), float(outside)
+
+
+def watermark_present(frames: np.ndarray) -> bool:
+    """The static white "Happy Horse" text: pixels that stay near-white in every frame, found in
+    the bottom-right corner and nowhere else."""
+    _, h, w, _ = frames.shape
+    steady_white = (frames > 215).all(axis=(0, 3))
+    corner = np.zeros((h, w), dtype=bool)
+    corner[int(h * 0.85) :, int(w * 0.6) :] = True
+    return bool(steady_white[corner].mean() > 0.01 and steady_white[~corner].mean() < 0.001)

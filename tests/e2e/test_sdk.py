@@ -13,7 +13,7 @@ import pytest
 from dashscope import VideoSynthesis
 
 from tests.live_server import LiveServer, paddock_process
-from tests.videos import data_uri, make_image, probe_video, watermark_contrast
+from tests.videos import VideoProbe, data_uri, make_image, probe_video, watermark_contrast, watermark_present
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +38,16 @@ def download(url: str) -> bytes:
     return response.content
 
 
+def check_video(url: str, width: int, height: int, seconds: int, *, watermark: bool = True) -> VideoProbe:
+    """What every delivered video must be: H.264, 24 fps, exact size and length, AAC, watermark."""
+    video = probe_video(download(url))
+    assert (video.codec, video.width, video.height) == ("h264", width, height)
+    assert video.fps == 24 and video.frame_count == seconds * 24
+    assert video.audio_codec == "aac"
+    assert watermark_present(video.frames) is watermark
+    return video
+
+
 def test_i2v_call_with_data_uri_keeps_image_aspect(server: LiveServer) -> None:
     image = make_image(800, 600)
     rsp = VideoSynthesis.call(
@@ -53,11 +63,8 @@ def test_i2v_call_with_data_uri_keeps_image_aspect(server: LiveServer) -> None:
     assert rsp.output.task_status == "SUCCEEDED"
     assert rsp.output.orig_prompt == "a horse runs"
     assert rsp.usage["SR"] == 720 and rsp.usage["duration"] == 3 and "ratio" not in rsp.usage
-    video = probe_video(download(rsp.output.video_url))
     # 4:3 image at 720P keeps ~921,600 px: 1104x832, multiples of 16.
-    assert (video.codec, video.width, video.height) == ("h264", 1104, 832)
-    assert video.fps == 24 and video.frame_count == 72
-    assert video.audio_codec == "aac"
+    check_video(rsp.output.video_url, 1104, 832, 3)
 
 
 def test_t2v_call_and_watermark_region(server: LiveServer) -> None:
@@ -68,9 +75,8 @@ def test_t2v_call_and_watermark_region(server: LiveServer) -> None:
     plain = VideoSynthesis.call(**common, watermark=False, api_key=server.keys[0])
     assert marked.output.task_status == plain.output.task_status == "SUCCEEDED"
     assert marked.usage["ratio"] == "16:9"
-    with_mark = probe_video(download(marked.output.video_url))
-    without = probe_video(download(plain.output.video_url))
-    assert (with_mark.width, with_mark.height, with_mark.frame_count) == (1280, 720, 72)
+    with_mark = check_video(marked.output.video_url, 1280, 720, 3)
+    without = check_video(plain.output.video_url, 1280, 720, 3, watermark=False)
     inside, outside = watermark_contrast(with_mark.frames, without.frames)
     assert inside > 0.05 and outside < 0.001, (inside, outside)
 
@@ -79,8 +85,8 @@ def test_same_seed_same_video(server: LiveServer) -> None:
     args = dict(
         model=T2V, prompt="same seed", resolution="720P", duration=3, seed=123, api_key=server.keys[0]
     )
-    first = probe_video(download(VideoSynthesis.call(**args).output.video_url))
-    second = probe_video(download(VideoSynthesis.call(**args).output.video_url))
+    first = check_video(VideoSynthesis.call(**args).output.video_url, 1280, 720, 3)
+    second = check_video(VideoSynthesis.call(**args).output.video_url, 1280, 720, 3)
     assert (first.frames == second.frames).all()
 
 
@@ -95,6 +101,7 @@ def test_async_call_fetch_wait(server: LiveServer) -> None:
     done = VideoSynthesis.wait(rsp, api_key=server.keys[0])
     assert done.output.task_status == "SUCCEEDED"
     assert done.output.video_url.startswith(server.base_url)
+    check_video(done.output.video_url, 1280, 720, 3)
 
 
 def test_cancel_pending_and_running(server: LiveServer) -> None:
@@ -158,8 +165,7 @@ def test_i2v_with_local_file_uses_upload_flow(server: LiveServer, tmp_path: Path
     )
     assert rsp.status_code == HTTPStatus.OK, rsp
     assert rsp.output.task_status == "SUCCEEDED", rsp
-    video = probe_video(download(rsp.output.video_url))
-    assert (video.width, video.height) == (784, 1168)  # 2:3 at ~921,600 px
+    check_video(rsp.output.video_url, 784, 1168, 3)  # 2:3 at ~921,600 px
 
 
 def test_workspace_is_recorded_and_filters(server: LiveServer) -> None:
@@ -168,7 +174,8 @@ def test_workspace_is_recorded_and_filters(server: LiveServer) -> None:
         model=T2V, prompt="ws", resolution="720P", duration=3, api_key=key, workspace="ws-blue"
     )
     assert rsp.status_code == HTTPStatus.OK
-    VideoSynthesis.wait(rsp, api_key=key, workspace="ws-blue")
+    done = VideoSynthesis.wait(rsp, api_key=key, workspace="ws-blue")
+    check_video(done.output.video_url, 1280, 720, 3)
     listed = VideoSynthesis.list(api_key=key, workspace="ws-blue")
     assert [t["task_id"] for t in listed.output["data"]] == [rsp.output.task_id]
     assert listed.output["data"][0]["workspace_id"] == "ws-blue"
