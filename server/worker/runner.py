@@ -57,6 +57,7 @@ class JobRunner:
         task_ttl_s: int,
         task_timeout_s: float,
         name: str | None = None,
+        max_concurrent_jobs: int = 1,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -66,21 +67,40 @@ class JobRunner:
         self.name = name or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.ready = False
         self._stopping = asyncio.Event()
+        # Jobs in hand at once: the engine batches the denoising steps of concurrent jobs.
+        self._slots = asyncio.Semaphore(max(1, max_concurrent_jobs))
+        self._running: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        """Warm the models up, then claim and run jobs until `stop()`."""
+        """Warm the models up, then claim and run jobs until `stop()`; the jobs in hand finish."""
         await asyncio.to_thread(self.generator.warm_up)
         self.ready = True
         log.info("worker %s ready", self.name)
         while not self._stopping.is_set():
-            try:
-                claim = await self.queue.claim(self.name, CLAIM_WAIT_S)
-            except Exception:
-                log.exception("claim failed; retrying")
-                await asyncio.sleep(1.0)
+            await self._slots.acquire()
+            claim = await self._claim_one()
+            if claim is None:
+                self._slots.release()
                 continue
-            if claim is not None:
-                await self.process(claim)
+            task = asyncio.create_task(self._process_in_slot(claim))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _claim_one(self) -> Claim | None:
+        try:
+            return await self.queue.claim(self.name, CLAIM_WAIT_S)
+        except Exception:
+            log.exception("claim failed; retrying")
+            await asyncio.sleep(1.0)
+            return None
+
+    async def _process_in_slot(self, claim: Claim) -> None:
+        try:
+            await self.process(claim)
+        finally:
+            self._slots.release()
 
     def stop(self) -> None:
         """Stop claiming; the job in hand finishes."""
