@@ -16,6 +16,7 @@ import numpy as np
 
 from model.backends import Backend, NativeClip, NativeJob, create_backend
 from model.encode import apply_watermark, write_mp4
+from model.engine.engine import Engine, StepObserver
 from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest, GenerationResult
 from model.video import (
@@ -54,13 +55,26 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 class VideoGenerator:
     """Turns GenerationRequests into MP4 files; thread-safe.
 
-    Backend loading is serialised by one lock; each backend serialises its own generations.
+    Denoising goes through one `Engine`, which batches the steps of the jobs that concurrent
+    `generate` calls bring; decoding the inputs, resampling and encoding run in the caller's
+    thread. Backend loading is serialised by one lock.
     """
 
-    def __init__(self, registry: dict[str, ModelSpec]) -> None:
+    def __init__(
+        self,
+        registry: dict[str, ModelSpec],
+        *,
+        max_running_jobs: int = 16,
+        step_observer: StepObserver | None = None,
+    ) -> None:
         self._registry = dict(registry)
         self._backends: dict[BackendKey, Backend] = {}
         self._lock = threading.Lock()
+        self.engine = Engine(max_running_jobs=max_running_jobs, observer=step_observer)
+
+    def close(self) -> None:
+        """Stop the engine: jobs not yet admitted fail with `EngineShutdown`, running ones finish."""
+        self.engine.shutdown(wait=True)
 
     def spec(self, model: str) -> ModelSpec:
         """The spec serving `model`; ValueError for a name not in the registry."""
@@ -100,7 +114,7 @@ class VideoGenerator:
         with _timed(timings, "decode_s"):
             job = native_job(spec, request, progress)
         with _timed(timings, "generate_s"):
-            clip = backend.generate(job)
+            clip = self.engine.run(backend, job)
         count = output_frame_count(request.duration_s)
         with _timed(timings, "resample_s"):
             track = resample(clip.frames, clip.fps, request.width, request.height, count)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from model.registry import ModelSpec, TaskFamily
+
+if TYPE_CHECKING:
+    from model.engine.state import JobState
 
 ProgressFn = Callable[[int, int], None]
 
@@ -56,8 +59,13 @@ class Backend(ABC):
     """A loaded model serving one or more task families.
 
     Subclasses build their pipelines in `__init__` (tiny random weights when `spec.checkpoint` is
-    None, else `from_pretrained` on the local folder). `generate` is serialised by a per-instance
-    lock because diffusers pipelines keep per-call state (the scheduler's step index).
+    None, else `from_pretrained` on the local folder). Two ways to run a job:
+
+    - `generate`: the stock diffusers pipeline, one job per call. The engine's correctness anchor
+      and the benchmark's baseline. Serialised by a per-instance lock because pipelines keep
+      per-call state (the scheduler's step index).
+    - the step API the engine drives (`prepare`, `batch_key`, `forward`, `decode`): the same
+      components and maths, with the step loop outside, so steps of many jobs share a forward.
     """
 
     name: ClassVar[str]
@@ -82,6 +90,41 @@ class Backend(ABC):
     @abstractmethod
     def save_tiny(cls, folder: str | Path, seed: int = 0) -> None:
         """Write the tiny random-weight model in diffusers layout (`save_pretrained`) to `folder`."""
+
+    # -- step API (the engine) ----------------------------------------------------------------
+
+    @property
+    def backend_id(self) -> str:
+        """Distinguishes loaded instances in batch keys (two checkpoints of one backend class)."""
+        return f"{self.name}@{id(self):x}"
+
+    @property
+    def max_batch_tokens(self) -> int:
+        """Token budget of one batched forward (both CFG halves counted)."""
+        return int(self.spec.options.get("max_batch_tokens", 1 << 20))
+
+    @abstractmethod
+    def prepare(self, job: NativeJob) -> JobState:
+        """Encode the job's prompt and media and draw its initial noise, exactly as the stock
+        pipeline would for the same seed. Runs once per job, at admission."""
+
+    def batch_key(self, state: JobState) -> Hashable:
+        """Jobs with equal keys share a forward. Subclasses add what else must match."""
+        return state.batch_key()
+
+    @abstractmethod
+    def forward(self, states: list[JobState]) -> list[Any]:
+        """One transformer call for all `states` (same key): the guided noise prediction of
+        each job at its own current timestep, in order."""
+
+    def cache_modules(self) -> list[Any]:
+        """Transformers that may carry step-cache hooks (the engine releases a finished job's
+        per-context hook state on them)."""
+        return []
+
+    @abstractmethod
+    def decode(self, states: list[JobState]) -> list[NativeClip]:
+        """Finished jobs' latents to frames. States passed together have the same latent shape."""
 
 
 def torch_dtype(name: str) -> Any:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
@@ -20,7 +21,13 @@ from model.backends.base import (
     torch_dtype,
 )
 from model.backends.tiny import build_ti2v_components
+from model.engine.caches import cache_config
+from model.engine.sampler import convert_scheduler, job_scheduler
+from model.engine.state import JobState
 from model.registry import ModelSpec, TaskFamily
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Real Wan checkpoints are trained with 512 text tokens.
 REAL_MAX_SEQUENCE_LENGTH = 512
@@ -115,8 +122,13 @@ class WanTI2VBackend(Backend):
             boundary_ratio=t2v.config.boundary_ratio,
             expand_timesteps=bool(t2v.config.get("expand_timesteps", True)),
         )
+        scheduler = convert_scheduler(t2v.scheduler, spec.options.get("sampler"))
         for pipe in (self.t2v, self.i2v):
             pipe.set_progress_bar_config(disable=True)
+            pipe.scheduler = scheduler
+        self.cache = cache_config(spec.options)
+        if self.cache is not None:
+            t2v.transformer.enable_cache(self.cache)
 
     def _generate(self, job: NativeJob) -> NativeClip:
         if job.family is TaskFamily.I2V and job.image is None:
@@ -134,3 +146,166 @@ class WanTI2VBackend(Backend):
     def save_tiny(cls, folder: str | Path, seed: int = 0) -> None:
         """Write the tiny TI2V model as a `WanPipeline` folder (what Wan2.2-TI2V-5B-Diffusers is)."""
         WanPipeline(**build_ti2v_components(seed)).save_pretrained(str(folder))
+
+    # -- step API -------------------------------------------------------------------------------
+    # t2v and i2v jobs both feed per-token timesteps ([B, seq], expand_timesteps), so jobs of the
+    # two families with the same latent shape share one forward.
+
+    def prepare(self, job: NativeJob) -> JobState:
+        """Steps 3-5 of the stock `__call__`: text embeddings, timesteps, initial latents (and for
+        i2v the encoded first frame and its mask), drawing noise from the job's seed as it does."""
+        pipe = self.i2v if job.family is TaskFamily.I2V else self.t2v
+        device = pipe._execution_device
+        with torch.inference_mode():
+            embeds = encode_text(pipe, self.spec, job)
+            scheduler = job_scheduler(pipe.scheduler, job.num_inference_steps, device)
+            generator = cpu_generator(job.seed)
+            extras: dict[str, Any] = {}
+            if job.family is TaskFamily.I2V:
+                if job.image is None:
+                    raise ValueError("i2v needs a first frame")
+                image = pipe.video_processor.preprocess(job.image, height=job.height, width=job.width)
+                image = image.to(device, dtype=torch.float32)
+                latents, condition, mask = pipe.prepare_latents(
+                    image,
+                    1,
+                    pipe.vae.config.z_dim,
+                    job.height,
+                    job.width,
+                    job.num_frames,
+                    torch.float32,
+                    device,
+                    generator,
+                    None,
+                    None,
+                )
+                extras["condition"] = condition
+            else:
+                channels = pipe.transformer.config.in_channels
+                latents = pipe.prepare_latents(
+                    1, channels, job.height, job.width, job.num_frames, torch.float32, device, generator, None
+                )
+                mask = torch.ones(latents.shape, dtype=torch.float32, device=device)
+        extras["mask"] = mask
+        # Per-token timestep weights (0 for the clean first frame of i2v), patch 2x2 as the pipelines assume.
+        extras["token_mask"] = mask[0][0][:, ::2, ::2].flatten()
+        return JobState(
+            job=job,
+            backend_id=self.backend_id,
+            latents=latents,
+            scheduler=scheduler,
+            timesteps=scheduler.timesteps,
+            prompt_embeds=embeds["prompt_embeds"],
+            negative_embeds=embeds["negative_prompt_embeds"],
+            guidance_scale=job.guidance_scale,
+            tokens=int(extras["token_mask"].numel()),
+            extras=extras,
+            cache_context=new_cache_context() if self.cache is not None else None,
+        )
+
+    def cache_modules(self) -> list[Any]:
+        return [self.t2v.transformer]
+
+    def forward(self, states: list[JobState]) -> list[Any]:
+        """One transformer call: [cond of every job, then uncond of every job] when guided."""
+        transformer = self.t2v.transformer
+        with torch.inference_mode():
+            hidden = torch.cat([_model_input(s) for s in states]).to(transformer.dtype)
+            timestep = torch.stack([s.extras["token_mask"] * s.timestep for s in states])
+            context = torch.cat([s.prompt_embeds for s in states])
+            return guided_forward(transformer, states, hidden, timestep, context)
+
+    def decode(self, states: list[JobState]) -> list[NativeClip]:
+        """The stock pipeline's decode, batched over jobs of one latent shape."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            latents = torch.cat([_model_input(s) for s in states])
+            frames = decode_latents(self.t2v, latents)
+        seconds = (time.perf_counter() - started) / len(states)
+        return [
+            NativeClip(frames=f, fps=s.job.fps, timings={"decode_s": seconds})
+            for f, s in zip(frames, states, strict=True)
+        ]
+
+
+def _model_input(state: JobState) -> Any:
+    """i2v keeps the encoded first frame in latent frame 0; t2v's mask is all ones."""
+    mask = state.extras["mask"]
+    if "condition" not in state.extras:
+        return state.latents
+    return (1 - mask) * state.extras["condition"] + mask * state.latents
+
+
+def guided_forward(
+    transformer: Any,
+    states: Sequence[JobState],
+    hidden: Any,
+    timestep: Any,
+    context_embeds: Any,
+    **extra: Any,
+) -> list[Any]:
+    """Run `transformer` once over the batch, the unguided half appended when the jobs use CFG,
+    and combine each job's halves as the stock pipelines do: uncond + g * (cond - uncond).
+
+    `extra` holds further per-sample inputs (already batched over `states`), doubled with the rest.
+    """
+    if states[0].cache_context is not None:
+        # A cached job runs alone in its batch, in a hook-state context of its own.
+        state = states[0]
+        context = transformer.cache_context(
+            state.cache_context,
+            step_index=state.step,
+            num_inference_steps=state.total_steps,
+            timestep=state.timestep,
+            sigma=float(state.scheduler.sigmas[state.step]),
+        )
+        with context:
+            return _guided_call(transformer, states, hidden, timestep, context_embeds, extra)
+    return _guided_call(transformer, states, hidden, timestep, context_embeds, extra)
+
+
+def _guided_call(
+    transformer: Any,
+    states: Sequence[JobState],
+    hidden: Any,
+    timestep: Any,
+    context: Any,
+    extra: dict[str, Any],
+) -> list[Any]:
+    n = len(states)
+    guided = states[0].cfg
+    if guided:
+        hidden = torch.cat([hidden, hidden])
+        timestep = torch.cat([timestep, timestep])
+        context = torch.cat([context, torch.cat([s.negative_embeds for s in states])])
+        extra = {k: None if v is None else torch.cat([v, v]) for k, v in extra.items()}
+    out = transformer(
+        hidden_states=hidden, timestep=timestep, encoder_hidden_states=context, return_dict=False, **extra
+    )[0]
+    if not guided:
+        return [out[i : i + 1] for i in range(n)]
+    cond, uncond = out[:n], out[n:]
+    return [
+        uncond[i : i + 1] + s.guidance_scale * (cond[i : i + 1] - uncond[i : i + 1])
+        for i, s in enumerate(states)
+    ]
+
+
+def new_cache_context() -> str:
+    """A hook-state context name no other job uses."""
+    return f"job-{uuid.uuid4().hex}"
+
+
+def decode_latents(pipe: Any, latents: Any) -> list[Any]:
+    """Un-normalise Wan latents, VAE-decode and post-process to float32 [F, H, W, 3] per sample,
+    exactly as the stock pipelines end."""
+    vae = pipe.vae
+    latents = latents.to(device=vae.device, dtype=vae.dtype)
+    z_dim = vae.config.z_dim
+    mean = torch.tensor(vae.config.latents_mean).view(1, z_dim, 1, 1, 1).to(latents.device, latents.dtype)
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z_dim, 1, 1, 1).to(
+        latents.device, latents.dtype
+    )
+    video = vae.decode(latents / inv_std + mean, return_dict=False)[0]
+    frames = pipe.video_processor.postprocess_video(video, output_type="np")
+    return [frames_array(frames[i : i + 1]) for i in range(len(frames))]
