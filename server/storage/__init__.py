@@ -2,7 +2,8 @@
 
     file://./paddock-data    LocalObjectStore: a folder (relative to the working directory, or
                              absolute as file:///srv/paddock), served by the facade's /files/
-    s3://bucket/prefix       S3 (not available yet)
+    s3://bucket/prefix       S3ObjectStore: AWS S3 or an S3-compatible store (PADDOCK_S3_ENDPOINT_URL),
+                             presigned GET URLs, keys under the prefix
 
 `make_object_store` dispatches on the URL scheme through `_FACTORIES`; a new backend adds one
 factory there.
@@ -33,7 +34,10 @@ def _local(rest: str, settings: Settings, signer: Signer) -> ObjectStore:
 
 
 def _s3(rest: str, settings: Settings, signer: Signer) -> ObjectStore:
-    raise ValueError("s3:// storage is not available yet")
+    # Imported here so a file:// deployment never loads boto3's S3 machinery.
+    from server.storage.s3 import S3ObjectStore
+
+    return S3ObjectStore.from_settings(settings)
 
 
 _FACTORIES: dict[str, _Factory] = {"file": _local, "s3": _s3}
