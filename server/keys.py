@@ -6,7 +6,10 @@ The setting is a comma-separated list of keys (each its own tenant) or a path to
       - key: sk-team-a-...
         tenant: team-a
         models: [happyhorse-1.0-i2v]     # optional: the models this key may use (default: all)
-        quota: {submit_per_s: 5, running: 5, pending: 100}   # optional, used by the queue
+        quota: {submit_per_s: 5, running: 5, pending: 100}   # optional, each part too
+
+`quota`: a token bucket of submissions per second (burst max(1, rate)), the key's running jobs
+(more stay PENDING), and its waiting jobs; a refused submit answers 429 Throttling.RateQuota.
 
 When unset, `paddock serve` creates one key, stores it in the data folder and prints it.
 """
@@ -70,7 +73,7 @@ class KeyRing:
             tenants[key] = Tenant(
                 id=str(entry.get("tenant") or tenant_id_for(key)),
                 models=frozenset(models) if models else None,
-                quota=dict(entry.get("quota") or {}),
+                quota=_quota(entry.get("quota"), key_index=len(tenants)),
             )
         return cls(tenants)
 
@@ -90,6 +93,29 @@ class KeyRing:
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)
         return cls({key: Tenant(id=tenant_id_for(key))}), key
+
+
+QUOTA_FIELDS = {"submit_per_s": float, "running": int, "pending": int}
+
+
+def _quota(raw: Any, *, key_index: int) -> dict[str, Any]:
+    """A key's `quota`, checked at load time so a typo fails the start, not a request."""
+    if raw is None:
+        return {}
+    where = f"keys[{key_index}].quota"
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping of {', '.join(QUOTA_FIELDS)}")
+    quota: dict[str, Any] = {}
+    for name, value in raw.items():
+        kind = QUOTA_FIELDS.get(str(name))
+        if kind is None:
+            raise ValueError(f"{where}: unknown field {name!r} (known: {', '.join(QUOTA_FIELDS)})")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{where}.{name}: expected a positive number, got {value!r}")
+        quota[str(name)] = kind(value)
+    return quota
 
 
 def tenant_id_for(key: str) -> str:

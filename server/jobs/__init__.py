@@ -2,36 +2,69 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from server.jobs.base import Claim, DuplicateTask, TaskFilter, TaskQueue
-from server.jobs.memory import MemoryTaskQueue
+from server.jobs.base import Claim, DuplicateTask, Limits, QuotaExceeded, TaskFilter, TaskQueue
+from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, MemoryTaskQueue
 from server.jobs.redis import DEFAULT_PREFIX, RedisTaskQueue
+
+if TYPE_CHECKING:
+    from server.config import Settings
 
 __all__ = [
     "Claim",
     "DuplicateTask",
+    "Limits",
     "MemoryTaskQueue",
+    "QuotaExceeded",
     "RedisTaskQueue",
     "TaskFilter",
     "TaskQueue",
     "make_task_queue",
+    "queue_from_settings",
 ]
 
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 def make_task_queue(
-    url: str, *, ttl_s: int, stream_maxlen: int = 100_000, prefix: str = DEFAULT_PREFIX
+    url: str,
+    *,
+    ttl_s: int,
+    stream_maxlen: int = 100_000,
+    prefix: str = DEFAULT_PREFIX,
+    claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> TaskQueue:
-    """`memory://` → MemoryTaskQueue; `redis://host:port/db`, `rediss://`, `unix://` → RedisTaskQueue."""
+    """`memory://` → MemoryTaskQueue; `redis://host:port/db`, `rediss://`, `unix://` → RedisTaskQueue.
+
+    `claim_timeout_s` and `max_attempts` matter to workers only (reclaim and poison jobs)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        return MemoryTaskQueue(ttl_s=ttl_s)
+        return MemoryTaskQueue(ttl_s=ttl_s, claim_timeout_s=claim_timeout_s, max_attempts=max_attempts)
     if scheme in REDIS_SCHEMES:
-        return RedisTaskQueue.from_url(url, ttl_s=ttl_s, stream_maxlen=stream_maxlen, prefix=prefix)
+        return RedisTaskQueue.from_url(
+            url,
+            ttl_s=ttl_s,
+            stream_maxlen=stream_maxlen,
+            prefix=prefix,
+            claim_timeout_s=claim_timeout_s,
+            max_attempts=max_attempts,
+        )
     raise ValueError(
         # The URL itself is left out: it may carry a password.
         f"unsupported queue URL scheme {scheme or '(none)'!r}: "
         "use memory:// or redis://host:port/db (also rediss://, unix://)"
+    )
+
+
+def queue_from_settings(settings: Settings) -> TaskQueue:
+    """The queue `settings` name, with its TTL, claim timeout and attempt limit: what the facade,
+    `paddock worker` and Ray replicas all open."""
+    return make_task_queue(
+        settings.queue_url,
+        ttl_s=settings.task_ttl_s,
+        claim_timeout_s=settings.claim_timeout_s,
+        max_attempts=settings.max_attempts,
     )

@@ -7,12 +7,19 @@ suite (`tests/server/jobs/test_queue_contract.py`) runs against both.
 Delivery is at-least-once: a claimed job is acknowledged only by `complete` or `fail`. Every
 worker-side write carries the `Claim`, whose `attempt` fences it: a write from an older attempt,
 or to a record that is already final, changes nothing and returns False.
+
+A claim whose worker stops heartbeating for `claim_timeout_s` is taken over by another worker's
+`claim` (the janitor, `janitor.py`); after `max_attempts` such losses the job is a poison job:
+FAILED, acknowledged, and its id goes to the dead letters. Scheduling is fair between tenants
+(round robin over tenants with waiting jobs, skipping a tenant at its running cap), and `submit`
+enforces the per-tenant and global `Limits`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from server.jobs.job import TaskRecord, TaskStatus
 
@@ -40,13 +47,52 @@ class TaskFilter:
     workspace: str | None = None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Admission and scheduling limits applied by `submit`; None means unlimited.
+
+    `submit_per_s`, `running` and `pending` are the tenant's key-file quota (a token bucket of
+    max(1, rate) submissions; running jobs beyond `running` stay PENDING; waiting jobs); the
+    `queue_depth` cap counts every tenant's waiting jobs together."""
+
+    submit_per_s: float | None = None
+    running: int | None = None
+    pending: int | None = None
+    queue_depth: int | None = None
+
+    @classmethod
+    def from_quota(cls, quota: Mapping[str, Any], *, queue_depth: int | None = None) -> Limits:
+        """From a key file's `quota: {submit_per_s, running, pending}` (any may be missing)."""
+        rate, running, pending = (quota.get(k) for k in ("submit_per_s", "running", "pending"))
+        return cls(
+            submit_per_s=None if rate is None else float(rate),
+            running=None if running is None else int(running),
+            pending=None if pending is None else int(pending),
+            queue_depth=queue_depth if queue_depth and queue_depth > 0 else None,
+        )
+
+
+# FAILED message of a poison job (`lost` = attempts whose worker died or stopped heartbeating).
+POISON_CODE = "InternalError"
+POISON_MESSAGE = "The task crashed its worker {lost} times; it will not be retried."
+
+
+class QuotaExceeded(Exception):
+    """`submit` refused by a limit: `rate`, `pending` (the tenant's) or `depth` (global)."""
+
+    def __init__(self, kind: Literal["rate", "pending", "depth"]) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 class TaskQueue(Protocol):
     """Records and jobs behind one interface."""
 
-    async def submit(self, record: TaskRecord) -> None:
+    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
         """Store `record` (PENDING) and enqueue its job, atomically: both or neither.
 
-        Raises `DuplicateTask` if the id exists."""
+        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it. The
+        tenant's running cap in `limits` applies to its claims from now on."""
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when it never existed or has expired (TTL)."""
@@ -64,7 +110,13 @@ class TaskQueue(Protocol):
     async def claim(self, consumer: str, timeout_s: float) -> Claim | None:
         """Wait up to `timeout_s` for a job; mark it RUNNING (attempt + 1, `scheduled_time` set).
 
-        Jobs whose record is already final are acknowledged and skipped."""
+        A job whose claim timed out comes first (`reclaim`), then the next tenant in rotation
+        below its running cap. Jobs whose record is already final are acknowledged and skipped."""
+
+    async def reclaim(self, consumer: str) -> Claim | None:
+        """Take over one job whose worker stopped heartbeating for `claim_timeout_s`: start its
+        next attempt for `consumer`, or, after `max_attempts` lost attempts, fail it as a poison
+        job (dead letter) and look further. None when no claim has timed out."""
 
     async def heartbeat(self, claim: Claim) -> bool:
         """Keep the claim alive while the job runs. False when the claim has been lost."""
@@ -85,6 +137,9 @@ class TaskQueue(Protocol):
 
     async def depth(self) -> int:
         """Jobs waiting to be claimed."""
+
+    async def dead_letters(self, count: int = 100) -> list[str]:
+        """Ids of the most recent poison jobs, newest first."""
 
     async def ping(self) -> bool:
         """True when the backend is reachable."""

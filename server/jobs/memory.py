@@ -2,20 +2,40 @@
 
 For `paddock serve` (facade and worker share the process) and unit tests. Nothing survives a
 restart. Every method runs on one event loop, so a check-then-set with no `await` between is
-atomic: that is what makes `cancel` and `claim` mutually exclusive here.
+atomic: that is what makes `cancel` and `claim` mutually exclusive here. Fairness, quotas,
+reclaim and poison jobs follow the Redis backend's rules (see `redis.py`), so one contract suite
+covers both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
+import logging
 import time
-from collections import OrderedDict
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
-from server.jobs.base import Claim, DuplicateTask, TaskFilter
+from server.jobs.base import (
+    POISON_CODE,
+    POISON_MESSAGE,
+    Claim,
+    DuplicateTask,
+    Limits,
+    QuotaExceeded,
+    TaskFilter,
+)
+from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLAIM_TIMEOUT_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEAD_LETTERS_KEPT = 10_000
 
 
 def matches(record: TaskRecord, filters: TaskFilter) -> bool:
@@ -35,20 +55,45 @@ def page_of(records: list[TaskRecord], page_no: int, page_size: int) -> list[Tas
     return records[start : start + page_size]
 
 
+@dataclass
+class _Held:
+    """A claimed, unacknowledged job (a stream PEL entry's counterpart)."""
+
+    task_id: str
+    tenant: str
+    consumer: str
+    beat_at: float  # monotonic time of the claim or the last heartbeat
+
+
 class MemoryTaskQueue:
-    """In-process `TaskQueue`: records in a dict, jobs in an ordered FIFO of entry ids.
+    """In-process `TaskQueue`: records in a dict, per-tenant FIFOs picked round robin.
 
     `ttl_s` counts from each record's `submit_time`; expired records are dropped lazily (on
-    access and on `list`). An entry stays in `_pending` from `claim` until `complete`/`fail`,
-    mirroring a stream consumer group's pending list.
+    access and on `list`). A claimed job stays in `_held` from `claim` until `complete`/`fail`,
+    mirroring a stream consumer group's pending list, so a claim that stops heartbeating for
+    `claim_timeout_s` is reclaimed exactly as on Redis.
     """
 
-    def __init__(self, *, ttl_s: int) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_s: int,
+        claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
         self._ttl_s = ttl_s
+        self._janitor = Janitor(claim_timeout_s)
+        self._max_attempts = max(1, max_attempts)
         self._records: dict[str, TaskRecord] = {}
-        self._waiting: OrderedDict[str, str] = OrderedDict()  # entry id -> task id, FIFO
-        self._pending: dict[str, str] = {}  # entry id -> task id, claimed and not acked
-        self._entry_of: dict[str, str] = {}  # task id -> its current entry id
+        self._lost: dict[str, int] = {}
+        self._pending: dict[str, deque[str]] = {}  # tenant -> waiting task ids, oldest first
+        self._rotation: dict[str, float] = {}  # tenant with waiting ids -> rotation score
+        self._seq = 0
+        self._caps: dict[str, int] = {}  # tenant -> running cap
+        self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, at)
+        self._running: dict[str, set[str]] = {}  # tenant -> claimed task ids
+        self._held: dict[str, _Held] = {}  # entry id -> claimed job
+        self._dead: deque[str] = deque(maxlen=DEAD_LETTERS_KEPT)
         self._ids = itertools.count(1)
         self._wakeup: asyncio.Condition | None = None
 
@@ -70,23 +115,17 @@ class MemoryTaskQueue:
         return record
 
     def _drop(self, task_id: str) -> None:
-        self._records.pop(task_id, None)
-        entry = self._entry_of.pop(task_id, None)
-        if entry is not None:
-            self._waiting.pop(entry, None)
-            self._pending.pop(entry, None)
-
-    def _enqueue(self, task_id: str, *, front: bool = False) -> None:
-        entry = f"{next(self._ids)}-0"
-        self._entry_of[task_id] = entry
-        self._waiting[entry] = task_id
-        if front:
-            self._waiting.move_to_end(entry, last=False)
+        record = self._records.pop(task_id, None)
+        self._lost.pop(task_id, None)
+        if record is not None:
+            self._running.get(record.tenant, set()).discard(task_id)
+        for entry in [e for e, held in self._held.items() if held.task_id == task_id]:
+            del self._held[entry]
 
     async def _notify(self) -> None:
         cond = self._cond()
         async with cond:
-            cond.notify()
+            cond.notify_all()
 
     def _fenced(self, claim: Claim) -> TaskRecord | None:
         """The record if `claim` is still the current attempt of a RUNNING task, else None."""
@@ -95,33 +134,116 @@ class MemoryTaskQueue:
             return None
         return record
 
-    def _ack(self, task_id: str, entry_id: str) -> None:
-        self._pending.pop(entry_id, None)
-        if self._entry_of.get(task_id) == entry_id:
-            del self._entry_of[task_id]
+    def _ack(self, claim: Claim) -> None:
+        self._held.pop(claim.entry_id, None)
+        self._running.get(claim.record.tenant, set()).discard(claim.task_id)
 
-    def _take(self, consumer: str) -> Claim | None:
-        """Pop waiting entries until one is claimable; skip (ack) those whose record is gone/final."""
-        while self._waiting:
-            entry, task_id = self._waiting.popitem(last=False)
-            record = self._live(task_id)
-            if record is None or record.status.is_final or self._entry_of.get(task_id) != entry:
-                continue
-            record.attempt += 1
-            record.status = TaskStatus.RUNNING
-            record.scheduled_time = time.time()
-            record.progress_step = record.progress_total = None
-            self._pending[entry] = task_id
-            return Claim(task_id, record.attempt, entry, consumer, copy.deepcopy(record))
+    def _admit(self, record: TaskRecord, limits: Limits) -> None:
+        """Raise `QuotaExceeded` when `limits` refuse `record`; spend a rate token otherwise."""
+        waiting = self._pending.get(record.tenant, ())
+        if limits.queue_depth is not None and self._depth() >= limits.queue_depth:
+            raise QuotaExceeded("depth")
+        if limits.pending is not None and len(waiting) >= limits.pending:
+            raise QuotaExceeded("pending")
+        if limits.submit_per_s is not None:
+            rate = limits.submit_per_s
+            cap, now = max(1.0, rate), time.monotonic()
+            tokens, at = self._buckets.get(record.tenant, (cap, now))
+            tokens = min(cap, tokens + (now - at) * rate)
+            if tokens < 1:
+                raise QuotaExceeded("rate")
+            self._buckets[record.tenant] = (tokens - 1, now)
+
+    def _depth(self) -> int:
+        return sum(len(ids) for ids in self._pending.values())
+
+    def _start(self, record: TaskRecord, entry: str, consumer: str) -> Claim:
+        record.attempt += 1
+        record.status = TaskStatus.RUNNING
+        record.scheduled_time = time.time()
+        record.progress_step = record.progress_total = None
+        self._held[entry] = _Held(record.task_id, record.tenant, consumer, time.monotonic())
+        return Claim(record.task_id, record.attempt, entry, consumer, copy.deepcopy(record))
+
+    def _next_tenant_id(self) -> tuple[str, str] | None:
+        """Round robin: the least recently served tenant below its running cap, and its oldest
+        PENDING id (ids of canceled or expired tasks are dropped on the way)."""
+        for tenant in sorted(self._rotation, key=lambda t: (self._rotation[t], t)):
+            waiting = self._pending.get(tenant, deque())
+            cap = self._caps.get(tenant)
+            if cap is None or len(self._running.get(tenant, ())) < cap:
+                while waiting:
+                    task_id = waiting.popleft()
+                    record = self._live(task_id)
+                    if record is not None and record.status == TaskStatus.PENDING:
+                        self._seq += 1
+                        self._rotation[tenant] = self._seq
+                        return tenant, task_id
+            if not waiting:
+                del self._rotation[tenant]
+                self._pending.pop(tenant, None)
         return None
 
+    def _take(self, consumer: str) -> Claim | None:
+        picked = self._next_tenant_id()
+        if picked is None:
+            return None
+        tenant, task_id = picked
+        if not self._pending.get(tenant):
+            self._rotation.pop(tenant, None)
+        self._running.setdefault(tenant, set()).add(task_id)
+        return self._start(self._records[task_id], f"{next(self._ids)}-0", consumer)
+
+    def _reclaim_one(self, consumer: str) -> Claim | None:
+        """The memory side of XAUTOCLAIM: the oldest claim idle for the claim timeout."""
+        limit = time.monotonic() - self._janitor.claim_timeout_s
+        for entry, held in list(self._held.items()):
+            if held.beat_at > limit:
+                continue
+            record = self._live(held.task_id)
+            if record is None or record.status != TaskStatus.RUNNING:
+                self._held.pop(entry, None)
+                continue
+            lost = self._lost[held.task_id] = self._lost.get(held.task_id, 0) + 1
+            if lost < self._max_attempts:
+                return self._start(record, entry, consumer)
+            self._poison(record, entry, lost)
+        return None
+
+    def _poison(self, record: TaskRecord, entry: str, lost: int) -> None:
+        record.status = TaskStatus.FAILED
+        record.end_time = time.time()
+        record.code, record.message = POISON_CODE, POISON_MESSAGE.format(lost=lost)
+        self._held.pop(entry, None)
+        self._running.get(record.tenant, set()).discard(record.task_id)
+        self._dead.appendleft(record.task_id)
+        log.warning("poison job failed", extra={"task_id": record.task_id})
+
+    def _claim_once(self, consumer: str, *, first_pass: bool) -> Claim | None:
+        if self._janitor.due(first_pass=first_pass):
+            found = self._reclaim_one(consumer)
+            self._janitor.swept(found is not None)
+            if found is not None:
+                return found
+        return self._take(consumer)
+
     # -- TaskQueue --------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord) -> None:
-        """Store `record` and enqueue its job. Raises `DuplicateTask` if the id is live."""
+    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
+        """Store `record` and queue its id on its tenant's FIFO. Raises `DuplicateTask` if the id
+        is live, `QuotaExceeded` if `limits` refuse it."""
+        limits = limits or Limits()
         if self._live(record.task_id) is not None:
             raise DuplicateTask(record.task_id)
+        self._admit(record, limits)
+        tenant = record.tenant
+        if limits.running is None:
+            self._caps.pop(tenant, None)
+        else:
+            self._caps[tenant] = limits.running
         self._records[record.task_id] = copy.deepcopy(record)
-        self._enqueue(record.task_id)
+        self._pending.setdefault(tenant, deque()).append(record.task_id)
+        # Joins just before the most recently served tenant (see redis_scripts.SUBMIT).
+        self._rotation.setdefault(tenant, self._seq - 0.5)
         await self._notify()
 
     async def get(self, task_id: str) -> TaskRecord | None:
@@ -141,35 +263,43 @@ class MemoryTaskQueue:
         return [copy.deepcopy(r) for r in page_of(found, page_no, page_size)], len(found)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
-        """PENDING → CANCELED and drop the waiting entry; None if not PENDING."""
+        """PENDING → CANCELED and drop the id from its tenant's FIFO; None if not PENDING."""
         record = self._live(task_id)
         if record is None or record.status != TaskStatus.PENDING:
             return None
         record.status = TaskStatus.CANCELED
         record.end_time = time.time()
-        entry = self._entry_of.pop(task_id, None)
-        if entry is not None:
-            self._waiting.pop(entry, None)
+        with contextlib.suppress(ValueError):
+            self._pending.get(record.tenant, deque()).remove(task_id)
         return copy.deepcopy(record)
 
     async def claim(self, consumer: str, timeout_s: float) -> Claim | None:
-        """Wait up to `timeout_s` for a job and mark it RUNNING (attempt + 1)."""
+        """Reclaim a timed-out job or take the next fair one, waiting up to `timeout_s`."""
         deadline = time.monotonic() + max(timeout_s, 0.0)
         cond = self._cond()
+        first_pass = True
         async with cond:
             while True:
-                found = self._take(consumer)
+                found = self._claim_once(consumer, first_pass=first_pass)
                 remaining = deadline - time.monotonic()
                 if found is not None or remaining <= 0:
                     return found
-                try:
-                    await asyncio.wait_for(cond.wait(), remaining)
-                except TimeoutError:
-                    return self._take(consumer)
+                first_pass = False
+                # Woken by submit/commit/release; the janitor interval bounds the wait.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait(), min(remaining, self._janitor.interval_s))
+
+    async def reclaim(self, consumer: str) -> Claim | None:
+        """Take over one job whose claim timed out (next attempt or poison)."""
+        return self._reclaim_one(consumer)
 
     async def heartbeat(self, claim: Claim) -> bool:
-        """True while `claim` is the current attempt of a RUNNING record."""
-        return self._fenced(claim) is not None
+        """True while `claim` is the current attempt of a RUNNING record; resets its idle time."""
+        held = self._held.get(claim.entry_id)
+        if self._fenced(claim) is None or held is None:
+            return False
+        held.beat_at, held.consumer = time.monotonic(), claim.consumer
+        return True
 
     async def progress(self, claim: Claim, step: int, total: int) -> bool:
         """Store denoising progress, fenced by attempt."""
@@ -183,7 +313,7 @@ class MemoryTaskQueue:
         self, claim: Claim, *, result_key: str, usage: dict[str, Any], orig_prompt: str
     ) -> bool:
         """RUNNING → SUCCEEDED (fenced), then acknowledge."""
-        return self._finish(
+        return await self._finish(
             claim,
             TaskStatus.SUCCEEDED,
             result_key=result_key,
@@ -193,9 +323,9 @@ class MemoryTaskQueue:
 
     async def fail(self, claim: Claim, *, code: str, message: str) -> bool:
         """RUNNING → FAILED (fenced), then acknowledge."""
-        return self._finish(claim, TaskStatus.FAILED, code=code, message=message)
+        return await self._finish(claim, TaskStatus.FAILED, code=code, message=message)
 
-    def _finish(self, claim: Claim, status: TaskStatus, **fields: Any) -> bool:
+    async def _finish(self, claim: Claim, status: TaskStatus, **fields: Any) -> bool:
         record = self._fenced(claim)
         if record is None:
             return False
@@ -203,24 +333,32 @@ class MemoryTaskQueue:
             setattr(record, name, value)
         record.status = status
         record.end_time = time.time()
-        self._ack(claim.task_id, claim.entry_id)
+        self._ack(claim)
+        await self._notify()  # a running slot is free: a capped tenant may go on
         return True
 
     async def release(self, claim: Claim) -> None:
-        """RUNNING → PENDING and put the job back at the front of the queue (fenced)."""
+        """RUNNING → PENDING (fenced); the job goes to the front of its tenant's FIFO and the
+        tenant to the front of the rotation."""
         record = self._fenced(claim)
         if record is None:
             return
         record.status = TaskStatus.PENDING
         record.scheduled_time = None
         record.progress_step = record.progress_total = None
-        self._ack(claim.task_id, claim.entry_id)
-        self._enqueue(claim.task_id, front=True)
+        self._ack(claim)
+        self._pending.setdefault(record.tenant, deque()).appendleft(claim.task_id)
+        front = min(self._rotation.values(), default=0.0) - 1
+        self._rotation[record.tenant] = min(self._rotation.get(record.tenant, front), front)
         await self._notify()
 
     async def depth(self) -> int:
-        """Entries waiting to be claimed (expired or final records are skipped lazily)."""
-        return len(self._waiting)
+        """Ids waiting to be claimed (expired records are skipped lazily)."""
+        return self._depth()
+
+    async def dead_letters(self, count: int = 100) -> list[str]:
+        """Ids of the most recent poison jobs, newest first."""
+        return list(itertools.islice(self._dead, count))
 
     async def ping(self) -> bool:
         """Always reachable."""

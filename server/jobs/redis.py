@@ -1,38 +1,67 @@
-"""`redis://`: records in Redis hashes, jobs in a Redis Stream read by one consumer group.
+"""`redis://`: records in Redis hashes, fair per-tenant queues, claimed jobs in a Redis Stream.
 
-Layout (every key under `prefix`, default `paddock:`):
+Layout (every key under `prefix`, default `paddock:`; scripts in `redis_scripts.py`):
 
-    {p}task:{id}        hash   json (the record's immutable part), status, attempt, tenant, entry
-                               (current stream entry id), and the mutable record fields;
-                               PEXPIREAT submit_time + ttl (HSET keeps an existing TTL, so
-                               updates never extend it).
-    {p}jobs             stream entries `task_id=<id>`; XADD MAXLEN ~ stream_maxlen.
-    {p}workers          consumer group on {p}jobs (created with MKSTREAM, from id 0).
-    {p}tenant:{tenant}  zset   task ids scored by submit_time: the list index; trimmed to the
-                               TTL window on submit, expires with its newest record.
+    {p}task:{id}          hash   json (the record's immutable part), status, attempt, tenant, entry
+                                 (current stream entry id), lost (attempts whose worker died), and
+                                 the mutable record fields; PEXPIREAT submit_time + ttl (HSET keeps
+                                 an existing TTL, so updates never extend it).
+    {p}tenant:{tenant}    zset   task ids by submit_time: the list index, trimmed to the TTL window.
+    {p}pending:{tenant}   list   PENDING task ids, oldest first (release pushes to the front).
+    {p}rotation           zset   tenants with pending ids, by when they were last served.
+    {p}seq                string the served counter behind the rotation's scores.
+    {p}quota:{tenant}     hash   running = the tenant's running cap (written by each submit).
+    {p}running:{tenant}   zset   the tenant's claimed task ids, scored by record expiry (ms).
+    {p}bucket:{tenant}    hash   the submit-rate token bucket.
+    {p}wake               list   one token per newly claimable job; idle workers BLPOP it.
+    {p}jobs               stream claimed jobs only (`task_id`, `tenant`); MAXLEN ~ stream_maxlen.
+    {p}workers            consumer group on {p}jobs; its PEL is the set of claimed jobs.
+    {p}dead               stream poison jobs' ids; MAXLEN ~ DEAD_MAXLEN.
+
+Fairness: the claim script walks the rotation in order (least recently served first), skips a
+tenant at its running cap, pops the first tenant's oldest id, XADDs it and XREADGROUPs it to the
+claiming consumer in the same script. A tenant with 1,000 pending jobs therefore gets one job per
+turn, like every other tenant with work. Reclaim: the janitor (`janitor.py`) runs XAUTOCLAIM
+with min-idle = claim timeout; heartbeats (XCLAIM JUSTID) keep live claims below it.
 
 Why the mutable fields live beside the JSON instead of inside it: the Lua scripts that fence
 writes would otherwise have to cjson.decode/encode the record, and Redis's cjson prints numbers
 with 14 significant digits and turns empty arrays into `{}`. Here Lua only copies strings that
 Python formatted (repr of floats round-trips exactly) and Python merges them on read.
 
-Acknowledged entries are also XDELed, so the stream holds only jobs not yet finished; the
-consumer group's pending list (PEL) holds the claimed ones until complete/fail acknowledges them.
+Nothing grows without bound: hashes and index zsets expire with the TTL, lists and quota/running
+keys are re-expired on every write, acked entries are XDELed, and both streams are MAXLEN-trimmed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from enum import Enum
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.jobs.base import Claim, DuplicateTask, TaskFilter
+from server.jobs import redis_scripts as scripts
+from server.jobs.base import (
+    POISON_MESSAGE,
+    Claim,
+    DuplicateTask,
+    Limits,
+    QuotaExceeded,
+    TaskFilter,
+)
+from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus
-from server.jobs.memory import matches, page_of
+from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, matches, page_of
+
+log = logging.getLogger(__name__)
 
 # -- key names and limits ------------------------------------------------------------------------
 DEFAULT_PREFIX = "paddock:"
@@ -40,11 +69,24 @@ TASK_KEY = "{p}task:{task_id}"
 STREAM_KEY = "{p}jobs"
 GROUP_NAME = "{p}workers"
 TENANT_KEY = "{p}tenant:{tenant}"
+PENDING_KEY = "{p}pending:{tenant}"
+QUOTA_KEY = "{p}quota:{tenant}"
+BUCKET_KEY = "{p}bucket:{tenant}"
+ROTATION_KEY = "{p}rotation"
+SEQ_KEY = "{p}seq"
+WAKE_KEY = "{p}wake"
+DEAD_KEY = "{p}dead"
 STREAM_FIELD = "task_id"
-# XREADGROUP BLOCK must stay well under the client's socket timeout, or redis-py raises
+DEAD_MAXLEN = 10_000
+SCAN_TENANTS = 1_000  # tenants one claim looks at (all of them, in practice)
+RECLAIM_SCAN = 100  # timed-out entries one reclaim looks through (skipped or poison ones)
+# Every blocking call (BLPOP) must stay well under the client's socket timeout, or redis-py raises
 # TimeoutError mid-block (redis-py 8 defaults socket_timeout to 5 s).
 BLOCK_MAX_S = 2.0
 SOCKET_TIMEOUT_S = 10.0
+# Retries of a command whose connection dropped: 0.1 + 0.2 + 0.4 + 0.8 + 1 + 1 + ... ≈ 8 s.
+RETRIES = 10
+RETRY_BUDGET_S = 8.0
 
 # Record fields that change after submit: kept as separate hash fields (see module docstring).
 _MUTABLE = (
@@ -63,76 +105,6 @@ _MUTABLE = (
 _FLOATS = frozenset({"scheduled_time", "end_time"})
 _INTS = frozenset({"attempt", "progress_step", "progress_total"})
 _JSONS = frozenset({"usage"})
-
-# -- Lua scripts (each runs atomically: no other command interleaves) ---------------------------
-# KEYS: hash, tenant zset, stream. ARGV: task_id, expire_at_ms, score, trim_before, maxlen,
-# now_ms, field/value pairs...
-_SUBMIT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local entry = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'task_id', ARGV[1])
-redis.call('HSET', KEYS[1], 'entry', entry, unpack(ARGV, 7))
-redis.call('PEXPIREAT', KEYS[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-local left = math.max(tonumber(ARGV[2]) - tonumber(ARGV[6]), 1)
-if redis.call('PTTL', KEYS[2]) < left then redis.call('PEXPIRE', KEYS[2], left) end
-return entry
-"""
-
-# KEYS: hash, stream. ARGV: group, entry id, now. Skips (acks and deletes) entries whose record
-# expired, is final, or has since been re-queued under another entry; else starts an attempt.
-# A RUNNING record is claimable again: that is how a reclaimed (XAUTOCLAIM) job restarts.
-_CLAIM = """
-local st = redis.call('HGET', KEYS[1], 'status')
-if (not st) or st == 'SUCCEEDED' or st == 'FAILED' or st == 'CANCELED'
-    or redis.call('HGET', KEYS[1], 'entry') ~= ARGV[2] then
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[2], ARGV[2])
-  return false
-end
-redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('HSET', KEYS[1], 'status', 'RUNNING', 'scheduled_time', ARGV[3])
-redis.call('HDEL', KEYS[1], 'progress_step', 'progress_total')
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: hash, stream. ARGV: group, now. Only PENDING cancels; its entry is acked and deleted so
-# it is never delivered, and a claim that already read it sees CANCELED and skips it.
-_CANCEL = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'PENDING' then return false end
-redis.call('HSET', KEYS[1], 'status', 'CANCELED', 'end_time', ARGV[2])
-local entry = redis.call('HGET', KEYS[1], 'entry')
-if entry then
-  redis.call('XACK', KEYS[2], ARGV[1], entry)
-  redis.call('XDEL', KEYS[2], entry)
-end
-return redis.call('HGETALL', KEYS[1])
-"""
-
-# KEYS: hash, stream. ARGV: attempt, mode, group, entry id, consumer, task_id, maxlen,
-# field/value pairs... Every worker write goes through this fence: the record must be RUNNING
-# under this very attempt, so stale attempts and final records are never written.
-_FENCED = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'RUNNING'
-    or redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then
-  return 0
-end
-local mode = ARGV[2]
-if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
-if mode == 'heartbeat' then
-  -- min-idle 0 + JUSTID: resets the entry's idle time without bumping its delivery count.
-  redis.call('XCLAIM', KEYS[2], ARGV[3], ARGV[5], 0, ARGV[4], 'JUSTID')
-elseif mode == 'final' or mode == 'release' then
-  redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('XDEL', KEYS[2], ARGV[4])
-end
-if mode == 'release' then
-  redis.call('HDEL', KEYS[1], 'scheduled_time', 'progress_step', 'progress_total')
-  local entry = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'task_id', ARGV[6])
-  redis.call('HSET', KEYS[1], 'entry', entry)
-end
-return 1
-"""
 
 
 def _encode(name: str, value: Any) -> str:
@@ -181,10 +153,10 @@ def _to_record(row: dict[str, str] | list[str] | None) -> TaskRecord | None:
 
 
 class RedisTaskQueue:
-    """`TaskQueue` on Redis: hashes for records, a Stream + consumer group for jobs.
+    """`TaskQueue` on Redis: hashes for records, per-tenant lists, a Stream + group for claims.
 
     Every state change is one Lua script, so cancel/claim and fenced commits are atomic on the
-    server; any number of facades and workers can share one Redis (use `noeviction`).
+    server; any number of facades and workers can share one Redis (`noeviction`, `appendonly`).
     """
 
     def __init__(
@@ -194,41 +166,52 @@ class RedisTaskQueue:
         ttl_s: int,
         stream_maxlen: int = 100_000,
         prefix: str = DEFAULT_PREFIX,
+        claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> None:
         self._redis = client
         self._ttl_s = ttl_s
         self._maxlen = stream_maxlen
         self._prefix = prefix
+        self._max_attempts = max(1, max_attempts)
+        self._janitor = Janitor(claim_timeout_s)
         self._stream = STREAM_KEY.format(p=prefix)
         self._group = GROUP_NAME.format(p=prefix)
         self._group_ready = False
-        self._submit = client.register_script(_SUBMIT)
-        self._claim = client.register_script(_CLAIM)
-        self._cancel = client.register_script(_CANCEL)
-        self._fenced = client.register_script(_FENCED)
+        self._scripts = {
+            name: client.register_script(getattr(scripts, name))
+            for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH")
+        }
 
     @classmethod
-    def from_url(
-        cls, url: str, *, ttl_s: int, stream_maxlen: int = 100_000, prefix: str = DEFAULT_PREFIX
-    ) -> RedisTaskQueue:
-        """Connect lazily to `url` (redis://, rediss://, unix://)."""
+    def from_url(cls, url: str, *, retries: int = RETRIES, **kwargs: Any) -> RedisTaskQueue:
+        """Connect lazily to `url` (redis://, rediss://, unix://); `kwargs` go to `__init__`.
+
+        Commands that hit a dropped connection are retried with exponential backoff (about
+        `RETRY_BUDGET_S` in all) before the error reaches the caller, so a Redis restart or
+        failover is ridden out; past that, callers see ConnectionError (the facade answers 500)."""
         client = aioredis.Redis.from_url(
             url,
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=5.0,
             health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        return cls(client, ttl_s=ttl_s, stream_maxlen=stream_maxlen, prefix=prefix)
+        return cls(client, **kwargs)
 
-    def _task_key(self, task_id: str) -> str:
-        return TASK_KEY.format(p=self._prefix, task_id=task_id)
+    def _key(self, template: str, **parts: str) -> str:
+        return template.format(p=self._prefix, **parts)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
+        return list(await self._scripts[name](keys=keys, args=[self._prefix, *args]))
 
     async def _ensure_group(self, *, force: bool = False) -> None:
         if self._group_ready and not force:
             return
         try:
-            # From id 0, not $: jobs submitted before any worker started must still be delivered.
+            # From id 0, not $: entries added before the group existed must still be delivered.
             await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -236,14 +219,21 @@ class RedisTaskQueue:
         self._group_ready = True
 
     # -- facade side -------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord) -> None:
-        """Store `record` and XADD its job in one script. Raises `DuplicateTask` if the id exists."""
-        await self._ensure_group()
+    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
+        """Store `record`, queue its id on its tenant's list and join the rotation, in one script.
+
+        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it."""
+        limits = limits or Limits()
         now = time.time()
+        tenant = record.tenant
         keys = [
-            self._task_key(record.task_id),
-            TENANT_KEY.format(p=self._prefix, tenant=record.tenant),
-            self._stream,
+            self._key(TASK_KEY, task_id=record.task_id),
+            self._key(TENANT_KEY, tenant=tenant),
+            self._key(PENDING_KEY, tenant=tenant),
+            self._key(ROTATION_KEY),
+            self._key(BUCKET_KEY, tenant=tenant),
+            self._key(QUOTA_KEY, tenant=tenant),
+            self._key(SEQ_KEY),
         ]
         mutable = {name: getattr(record, name) for name in _MUTABLE}
         args = [
@@ -251,33 +241,37 @@ class RedisTaskQueue:
             int((record.submit_time + self._ttl_s) * 1000),
             repr(record.submit_time),
             repr(now - self._ttl_s),
-            self._maxlen,
             int(now * 1000),
-            "json",
+            tenant,
+            *(_opt(v) for v in (limits.submit_per_s, limits.running, limits.pending, limits.queue_depth)),
+            self._ttl_s * 1000,
             _frozen_json(record),
             "tenant",
-            record.tenant,
+            tenant,
             *_fields(**mutable),
         ]
-        if await self._submit(keys=keys, args=args) is None:
+        tag = (await self._run("SUBMIT", keys, args))[0]
+        if tag == "duplicate":
             raise DuplicateTask(record.task_id)
+        if tag != "ok":
+            raise QuotaExceeded(tag)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or expired."""
-        return _to_record(await self._redis.hgetall(self._task_key(task_id)))
+        return _to_record(await self._redis.hgetall(self._key(TASK_KEY, task_id=task_id)))
 
     async def list(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
     ) -> tuple[list[TaskRecord], int]:
         """One page of `tenant`'s matching records, newest first, and the total count."""
         ids = await self._redis.zrevrangebyscore(
-            TENANT_KEY.format(p=self._prefix, tenant=tenant), filters.end_time, filters.start_time
+            self._key(TENANT_KEY, tenant=tenant), filters.end_time, filters.start_time
         )
         if filters.task_id is not None:
             ids = [i for i in ids if i == filters.task_id]
         pipe = self._redis.pipeline(transaction=False)
         for task_id in ids:
-            pipe.hgetall(self._task_key(task_id))
+            pipe.hgetall(self._key(TASK_KEY, task_id=task_id))
         rows = await pipe.execute() if ids else []
         found = [
             r for r in map(_to_record, rows) if r is not None and r.tenant == tenant and matches(r, filters)
@@ -285,80 +279,92 @@ class RedisTaskQueue:
         return page_of(found, page_no, page_size), len(found)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
-        """PENDING → CANCELED, removing the job from the stream; None if not PENDING."""
-        row = await self._cancel(
-            keys=[self._task_key(task_id), self._stream], args=[self._group, repr(time.time())]
+        """PENDING → CANCELED, removing the id from its tenant's list; None if not PENDING."""
+        reply = await self._run(
+            "CANCEL", [self._key(TASK_KEY, task_id=task_id)], [repr(time.time()), task_id]
         )
-        return _to_record(row)
+        return _to_record(reply[1:]) if reply[0] == "ok" else None
 
     async def depth(self) -> int:
-        """Entries not yet delivered to the group: XLEN minus the group's pending count.
+        """Jobs waiting to be claimed: the tenants' pending lists together."""
+        return int(await self._scripts["DEPTH"](keys=[self._key(ROTATION_KEY)], args=[self._prefix]))
 
-        Exact because every acknowledged or canceled entry is also XDELed, so the stream holds
-        only waiting and pending entries. XINFO GROUPS `lag` (Redis 7) is not used: it counts
-        entries_added - entries_read and so still includes canceled (deleted) entries."""
-        await self._ensure_group()
-        try:
-            groups = await self._redis.xinfo_groups(self._stream)
-        except ResponseError:  # the stream key is gone (FLUSHDB, operator): nothing waits
-            await self._ensure_group(force=True)
-            return 0
-        pending = next((int(g["pending"]) for g in groups if g["name"] == self._group), 0)
-        return max(int(await self._redis.xlen(self._stream)) - pending, 0)
+    async def dead_letters(self, count: int = 100) -> list[str]:
+        """Ids of the most recent poison jobs, newest first."""
+        rows = await self._redis.xrevrange(self._key(DEAD_KEY), count=count)
+        return [fields.get(STREAM_FIELD, "") for _id, fields in rows]
 
     # -- worker side -------------------------------------------------------------------------
     async def claim(self, consumer: str, timeout_s: float) -> Claim | None:
-        """XREADGROUP in blocks of at most BLOCK_MAX_S until `timeout_s`; start the first live job."""
+        """Reclaim a timed-out job or take the next fair one; wait for a wake-up token between
+        tries (BLPOP of at most BLOCK_MAX_S, well below the socket timeout) until `timeout_s`."""
         await self._ensure_group()
         deadline = time.monotonic() + max(timeout_s, 0.0)
+        first_pass = True
         while True:
+            found = await self._claim_once(consumer, first_pass=first_pass)
             remaining = deadline - time.monotonic()
-            # BLOCK 0 would wait forever: past the deadline, read without BLOCK.
-            block_ms = max(int(min(remaining, BLOCK_MAX_S) * 1000), 1) if remaining > 0 else None
-            entries = await self._read(consumer, block_ms)
-            for entry_id, fields in entries:
-                found = await self._claim_entry(consumer, entry_id, fields.get(STREAM_FIELD, ""))
-                if found is not None:
-                    return found
-            if not entries and remaining <= 0:
-                return None
+            if found is not None or remaining <= 0:
+                return found
+            first_pass = False
+            # BLPOP 0 would wait forever: never pass less than 10 ms. Waking at least every
+            # janitor interval keeps the sweep for dead workers' claims going while idle.
+            wait_s = min(remaining, BLOCK_MAX_S, self._janitor.interval_s)
+            await self._redis.blpop([self._key(WAKE_KEY)], timeout=max(wait_s, 0.01))
 
-    async def _read(self, consumer: str, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
-        try:
-            reply = await self._redis.xreadgroup(
-                self._group, consumer, {self._stream: ">"}, count=1, block=block_ms
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):  # the stream was deleted (FLUSHDB, operator): recreate
-                raise
-            await self._ensure_group(force=True)
-            return []
-        return [entry for _stream, entries in reply or [] for entry in entries]
-
-    async def _claim_entry(self, consumer: str, entry_id: str, task_id: str) -> Claim | None:
-        """Start an attempt on a delivered entry (also the path for entries reclaimed later)."""
-        row = await self._claim(
-            keys=[self._task_key(task_id), self._stream], args=[self._group, entry_id, repr(time.time())]
+    async def _claim_once(self, consumer: str, *, first_pass: bool) -> Claim | None:
+        if self._janitor.due(first_pass=first_pass):
+            found = await self.reclaim(consumer)
+            self._janitor.swept(found is not None)
+            if found is not None:
+                return found
+        reply = await self._group_script(
+            "CLAIM",
+            [self._stream, self._key(ROTATION_KEY), self._key(SEQ_KEY)],
+            [self._group, consumer, repr(time.time()), int(time.time() * 1000), self._maxlen, SCAN_TENANTS],
         )
+        return self._to_claim(reply, consumer)
+
+    async def reclaim(self, consumer: str) -> Claim | None:
+        """XAUTOCLAIM one entry idle for the claim timeout; start its next attempt, or fail it as a
+        poison job (and look further)."""
+        await self._ensure_group()
+        min_idle_ms = int(self._janitor.claim_timeout_s * 1000)
+        message = POISON_MESSAGE.replace("{lost}", "%d")
+        keys = [self._stream, self._key(DEAD_KEY)]
+        for _ in range(RECLAIM_SCAN):
+            now = repr(time.time())
+            args = [self._group, consumer, min_idle_ms, now, self._max_attempts, DEAD_MAXLEN]
+            reply = await self._group_script("RECLAIM", keys, [*args, self._ttl_s * 1000, message])
+            if reply[0] == "poison":
+                log.warning("poison job failed", extra={"task_id": reply[1]})
+            if reply[0] not in ("skip", "poison"):
+                return self._to_claim(reply, consumer)
+        return None
+
+    async def _group_script(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
+        """Run a claim-side script; recreate the group once if it is gone (FLUSHDB, operator)."""
+        reply = await self._run(name, keys, args)
+        if reply[0] == "nogroup":
+            await self._ensure_group(force=True)
+            reply = await self._run(name, keys, args)
+        return reply
+
+    @staticmethod
+    def _to_claim(reply: list[Any], consumer: str) -> Claim | None:
+        if reply[0] != "claim":
+            return None
+        row = dict(zip(reply[1::2], reply[2::2], strict=True))
         record = _to_record(row)
         if record is None:
             return None
-        return Claim(
-            task_id=task_id, attempt=record.attempt, entry_id=entry_id, consumer=consumer, record=record
-        )
+        return Claim(record.task_id, record.attempt, row["entry"], consumer, record)
 
     async def _write(self, claim: Claim, mode: str, **values: Any) -> bool:
-        args = [
-            claim.attempt,
-            mode,
-            self._group,
-            claim.entry_id,
-            claim.consumer,
-            claim.task_id,
-            self._maxlen,
-            *_fields(**values),
-        ]
-        return bool(await self._fenced(keys=[self._task_key(claim.task_id), self._stream], args=args))
+        keys = [self._key(TASK_KEY, task_id=claim.task_id), self._stream, self._key(ROTATION_KEY)]
+        args = [claim.attempt, mode, self._group, claim.entry_id, claim.consumer, claim.task_id]
+        reply = await self._run("FENCED", keys, [*args, self._ttl_s * 1000, *_fields(**values)])
+        return reply[0] == "ok"
 
     async def heartbeat(self, claim: Claim) -> bool:
         """Reset the entry's idle time (XCLAIM JUSTID) while the claim is current."""
@@ -371,7 +377,7 @@ class RedisTaskQueue:
     async def complete(
         self, claim: Claim, *, result_key: str, usage: dict[str, Any], orig_prompt: str
     ) -> bool:
-        """RUNNING → SUCCEEDED (fenced), then XACK + XDEL the entry."""
+        """RUNNING → SUCCEEDED (fenced), then XACK + XDEL the entry and free the running slot."""
         return await self._write(
             claim,
             "final",
@@ -383,13 +389,14 @@ class RedisTaskQueue:
         )
 
     async def fail(self, claim: Claim, *, code: str, message: str) -> bool:
-        """RUNNING → FAILED (fenced), then XACK + XDEL the entry."""
+        """RUNNING → FAILED (fenced), then XACK + XDEL the entry and free the running slot."""
         return await self._write(
             claim, "final", status=TaskStatus.FAILED, end_time=time.time(), code=code, message=message
         )
 
     async def release(self, claim: Claim) -> None:
-        """RUNNING → PENDING (fenced) and re-queue under a new entry at the stream's tail."""
+        """RUNNING → PENDING (fenced): ack the entry, put the id at the front of its tenant's list
+        and the tenant at the front of the rotation, so the next claim anywhere takes it."""
         await self._write(claim, "release", status=TaskStatus.PENDING)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -403,3 +410,8 @@ class RedisTaskQueue:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
+
+
+def _opt(value: float | None) -> str:
+    """A limit as a script argument: '' for none (Lua's tonumber('') is nil)."""
+    return "" if value is None else repr(value)
