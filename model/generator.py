@@ -6,6 +6,7 @@ name that maps to it); the rest is decode inputs -> native frames -> 24 fps outp
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,7 @@ import numpy as np
 from model.backends import Backend, NativeClip, NativeJob, create_backend
 from model.encode import apply_watermark, write_mp4
 from model.engine.engine import Engine, StepObserver
+from model.parallel import ParallelGroup, world_size
 from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest, GenerationResult
 from model.video import (
@@ -32,15 +34,25 @@ from model.video import (
 )
 
 ProgressFn = Callable[[int, int], None]
-BackendKey = tuple[str, str | None, tuple[str, ...], str, int]
+BackendKey = tuple[str, str | None, tuple[str, ...], str, int, bool, str]
 
 
 def backend_key(spec: ModelSpec) -> BackendKey:
-    """What makes two specs share one loaded backend: the weights and where they live.
+    """What makes two specs share one loaded backend: the weights, where they live, how they are
+    split across ranks, and the options a backend applies at load (sampler, cache, tiny seed...).
 
     Per-request knobs (steps, guidance, native size and fps) stay out: they travel in the job.
     """
-    return (spec.backend, spec.checkpoint, spec.devices, spec.dtype, int(spec.options.get("tiny_seed", 0)))
+    options = json.dumps(spec.options, sort_keys=True, default=str)
+    return (
+        spec.backend,
+        spec.checkpoint,
+        spec.devices,
+        spec.dtype,
+        spec.ulysses_degree,
+        spec.cfg_parallel,
+        options,
+    )
 
 
 @contextmanager
@@ -69,12 +81,19 @@ class VideoGenerator:
     ) -> None:
         self._registry = dict(registry)
         self._backends: dict[BackendKey, Backend] = {}
+        self._groups: list[ParallelGroup] = []
         self._lock = threading.Lock()
         self.engine = Engine(max_running_jobs=max_running_jobs, observer=step_observer)
+
+    def healthy(self) -> bool:
+        """False once a rank of any multi-device group has died (Ray's `check_health` asks)."""
+        return all(group.healthy() for group in self._groups)
 
     def close(self) -> None:
         """Stop the engine: jobs not yet admitted fail with `EngineShutdown`, running ones finish."""
         self.engine.shutdown(wait=True)
+        for group in self._groups:
+            group.close()
 
     def spec(self, model: str) -> ModelSpec:
         """The spec serving `model`; ValueError for a name not in the registry."""
@@ -89,7 +108,11 @@ class VideoGenerator:
         key = backend_key(spec)
         with self._lock:
             if key not in self._backends:
-                self._backends[key] = create_backend(spec)
+                backend = create_backend(spec)
+                if world_size(spec) > 1:
+                    # ranks 1..N-1 join; the group becomes the backend's forward runner
+                    self._groups.append(ParallelGroup(spec, backend))
+                self._backends[key] = backend
             return self._backends[key]
 
     def warm_up(self, names: Iterable[str] | None = None) -> None:

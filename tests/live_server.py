@@ -97,3 +97,16 @@ def _wait_ready(server: LiveServer, timeout_s: float) -> None:
             pass
         time.sleep(0.3)
     raise TimeoutError(f"paddock was not ready after {timeout_s} s:\n{server.log()}")
+
+
+@contextmanager
+def sdk_pointed_at(server: LiveServer) -> Iterator[None]:
+    """Point the dashscope SDK at `server` for the block (what a client changes: the base URL)."""
+    import dashscope
+
+    previous = dashscope.base_http_api_url
+    dashscope.base_http_api_url = server.api_url
+    try:
+        yield
+    finally:
+        dashscope.base_http_api_url = previous

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from model.backends.base import Backend, NativeClip, NativeJob
+from model.backends.ltx2 import LTX2Backend
 from model.backends.vace import WanVACEBackend
 from model.backends.wan import WanTI2VBackend
+from model.backends.wan_i2v import WanI2VBackend
+from model.backends.wan_t2v import WanT2VBackend
 from model.registry import ModelSpec
 
-BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (WanTI2VBackend, WanVACEBackend)}
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (WanTI2VBackend, WanVACEBackend, WanI2VBackend, WanT2VBackend, LTX2Backend)
+}
 
 __all__ = ["BACKENDS", "Backend", "NativeClip", "NativeJob", "backend_class", "create_backend", "save_tiny"]
 

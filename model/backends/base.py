@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image
 
+from model.parallel import LOCAL_RUNNER, ForwardRunner
 from model.registry import ModelSpec, TaskFamily
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class Backend(ABC):
 
     name: ClassVar[str]
     families: ClassVar[frozenset[TaskFamily]]
+    # How the transformer is called: locally, or on every rank of a ParallelGroup (which sets it).
+    runner: ForwardRunner = LOCAL_RUNNER
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -1,7 +1,8 @@
 """Tiny random-weight Wan components built in code: no hub, no files, fixed seeds.
 
-The layouts are the real ones (Wan 2.2 TI2V-5B, Wan 2.1 VACE) at toy sizes, after diffusers' own
-fast tests, so the stock pipelines run them unchanged. Their videos are noise, by design.
+The layouts are the real ones (Wan 2.2 TI2V-5B, Wan 2.1 VACE, Wan 2.1 T2V/I2V with CLIP, Wan 2.2
+A14B with two experts) at toy sizes, after diffusers' own fast tests, so the stock pipelines run
+them unchanged. Their videos are noise, by design.
 """
 
 from __future__ import annotations
@@ -159,4 +160,259 @@ def build_vace_components(seed: int = 0) -> dict[str, Any]:
     ).eval()
     components["scheduler"] = _flow_scheduler()
     components["transformer_2"] = None
+    return components
+
+
+def build_ltx2_components(seed: int = 0) -> dict[str, Any]:
+    """Components for `LTX2Pipeline` / `LTX2ImageToVideoPipeline` (joint video + audio) at toy sizes.
+
+    After diffusers' `tests/pipelines/ltx2/test_ltx2.py`, except that the Gemma 3 text encoder is
+    built from a config (the tests download one) and the tokenizer is the byte-level one. The
+    vocoder upsamples 10x16 = the mel hop of 160, so one second of video gets one second of sound.
+    The video VAE compresses 2x in time and space here (real LTX-2: 8x in time, 32x in space).
+    """
+    from diffusers import (
+        AutoencoderKLLTX2Audio,
+        AutoencoderKLLTX2Video,
+        FlowMatchEulerDiscreteScheduler,
+        LTX2VideoTransformer3DModel,
+    )
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    tokenizer = build_byte_tokenizer()
+    torch.manual_seed(seed)
+    text_config = {
+        "vocab_size": max(len(tokenizer), 300),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 16,
+        "max_position_embeddings": 256,
+        "sliding_window": 64,
+    }
+    vision_config = {
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "image_size": 28,
+        "patch_size": 14,
+    }
+    config = Gemma3Config(text_config=text_config, vision_config=vision_config, mm_tokens_per_image=4)
+    text_encoder = Gemma3ForConditionalGeneration(config).eval()
+    hidden, layers = text_config["hidden_size"], text_config["num_hidden_layers"]
+    torch.manual_seed(seed)
+    transformer = LTX2VideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        patch_size=1,
+        patch_size_t=1,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        cross_attention_dim=16,
+        audio_in_channels=4,
+        audio_out_channels=4,
+        audio_num_attention_heads=2,
+        audio_attention_head_dim=4,
+        audio_cross_attention_dim=8,
+        num_layers=2,
+        qk_norm="rms_norm_across_heads",
+        caption_channels=hidden,
+        rope_double_precision=False,
+        rope_type="split",
+    ).eval()
+    torch.manual_seed(seed)
+    connectors = LTX2TextConnectors(
+        caption_channels=hidden,
+        text_proj_in_factor=layers + 1,
+        video_connector_num_attention_heads=4,
+        video_connector_attention_head_dim=8,
+        video_connector_num_layers=1,
+        video_connector_num_learnable_registers=None,
+        audio_connector_num_attention_heads=4,
+        audio_connector_attention_head_dim=8,
+        audio_connector_num_layers=1,
+        audio_connector_num_learnable_registers=None,
+        connector_rope_base_seq_len=32,
+        rope_theta=10000.0,
+        rope_double_precision=False,
+        causal_temporal_positioning=False,
+        rope_type="split",
+    ).eval()
+    torch.manual_seed(seed)
+    vae = AutoencoderKLLTX2Video(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8,),
+        decoder_block_out_channels=(8,),
+        layers_per_block=(1,),
+        decoder_layers_per_block=(1, 1),
+        spatio_temporal_scaling=(True,),
+        decoder_spatio_temporal_scaling=(True,),
+        decoder_inject_noise=(False, False),
+        downsample_type=("spatial",),
+        upsample_residual=(False,),
+        upsample_factor=(1,),
+        timestep_conditioning=False,
+        patch_size=1,
+        patch_size_t=1,
+        encoder_causal=True,
+        decoder_causal=False,
+    ).eval()
+    torch.manual_seed(seed)
+    audio_vae = AutoencoderKLLTX2Audio(
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1,),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=16000,
+        mel_hop_length=160,
+        is_causal=True,
+        mel_bins=8,
+    ).eval()
+    torch.manual_seed(seed)
+    vocoder = LTX2Vocoder(
+        in_channels=audio_vae.config.output_channels * audio_vae.config.mel_bins,
+        hidden_channels=32,
+        out_channels=2,
+        upsample_kernel_sizes=[20, 32],
+        upsample_factors=[10, 16],
+        resnet_kernel_sizes=[3],
+        resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1,
+        output_sampling_rate=16000,
+    ).eval()
+    return {
+        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "vae": vae,
+        "audio_vae": audio_vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tokenizer,
+        "connectors": connectors,
+        "transformer": transformer,
+        "vocoder": vocoder,
+        "processor": None,
+        "prompt_enhancer": None,
+        "duration_head": None,
+    }
+
+
+# -- Wan 2.1 T2V/I2V and Wan 2.2 A14B (two experts) --------------------------------------------
+
+# Wan 2.2 A14B switches from the high-noise to the low-noise expert at t = ratio * 1000; the real
+# Wan2.2-T2V-A14B config says 0.875, Wan2.2-I2V-A14B 0.9.
+T2V_BOUNDARY_RATIO = 0.875
+I2V_BOUNDARY_RATIO = 0.9
+# The tiny CLIP's hidden size: the transformer's `image_dim` (real Wan 2.1 I2V: ViT-H/14, 1280).
+TINY_IMAGE_DIM = 4
+
+
+def _wan21_vae(seed: int) -> Any:
+    """The Wan 2.1 VAE layout (z=16, 8x spatial, 4x temporal) at toy width."""
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    ).eval()
+
+
+def _wan_transformer(seed: int, in_channels: int, image_dim: int | None) -> Any:
+    """A two-layer `WanTransformer3DModel` (16 output channels); `image_dim` enables the Wan 2.1
+    I2V image cross-attention branch."""
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=in_channels,
+        out_channels=16,
+        text_dim=TEXT_DIM,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=32,
+        image_dim=image_dim,
+    ).eval()
+
+
+def _experts(seed: int, in_channels: int, image_dim: int | None, two_experts: bool) -> dict[str, Any]:
+    """`transformer` and, for the A14B layout, a `transformer_2` with other random weights."""
+    return {
+        "transformer": _wan_transformer(seed, in_channels, image_dim),
+        "transformer_2": _wan_transformer(seed + 1, in_channels, image_dim) if two_experts else None,
+    }
+
+
+def build_t2v_components(seed: int = 0, two_experts: bool = False) -> dict[str, Any]:
+    """Components for `WanPipeline` in the Wan 2.1 T2V layout (16-channel VAE, transformer
+    in=out=16, one timestep per sample), or with `two_experts` the Wan 2.2 T2V-A14B layout
+    (high-noise `transformer`, low-noise `transformer_2`, `boundary_ratio`)."""
+    components = _text_components(seed)
+    components["vae"] = _wan21_vae(seed)
+    components.update(_experts(seed, 16, None, two_experts))
+    components["scheduler"] = _flow_scheduler()
+    components["boundary_ratio"] = T2V_BOUNDARY_RATIO if two_experts else None
+    components["expand_timesteps"] = False
+    return components
+
+
+def _tiny_clip(seed: int) -> dict[str, Any]:
+    """A two-layer `CLIPVisionModel` (32 px, patch 1) and its image processor."""
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(seed)
+    encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=TINY_IMAGE_DIM,
+            projection_dim=TINY_IMAGE_DIM,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    ).eval()
+    return {"image_encoder": encoder, "image_processor": CLIPImageProcessor(crop_size=32, size=32)}
+
+
+def build_i2v_components(seed: int = 0, two_experts: bool = False) -> dict[str, Any]:
+    """Components for `WanImageToVideoPipeline`.
+
+    Default: the Wan 2.1 I2V-14B layout: transformer in_channels=36 (16 noisy + 4 mask + 16
+    first-frame condition channels) with the CLIP image branch (`image_dim`). `two_experts`: the
+    Wan 2.2 I2V-A14B layout: same 36 channels, no image encoder (`image_dim=None`), two experts.
+    """
+    components = _text_components(seed)
+    components["vae"] = _wan21_vae(seed)
+    image_dim = None if two_experts else TINY_IMAGE_DIM
+    components.update(_experts(seed, 36, image_dim, two_experts))
+    if two_experts:
+        components.update(image_encoder=None, image_processor=None)
+    else:
+        components.update(_tiny_clip(seed))
+    components["scheduler"] = _flow_scheduler()
+    components["boundary_ratio"] = I2V_BOUNDARY_RATIO if two_experts else None
+    components["expand_timesteps"] = False
     return components

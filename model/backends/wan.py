@@ -24,6 +24,7 @@ from model.backends.tiny import build_ti2v_components
 from model.engine.caches import cache_config
 from model.engine.sampler import convert_scheduler, job_scheduler
 from model.engine.state import JobState
+from model.parallel import LOCAL_RUNNER, ForwardRunner
 from model.registry import ModelSpec, TaskFamily
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class WanTI2VBackend(Backend):
 
     name: ClassVar[str] = "wan-ti2v"
     families: ClassVar[frozenset[TaskFamily]] = frozenset({TaskFamily.T2V, TaskFamily.I2V})
+    # How `forward` calls the transformer; a ParallelGroup replaces it to run on every rank.
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -213,7 +215,7 @@ class WanTI2VBackend(Backend):
             hidden = torch.cat([_model_input(s) for s in states]).to(transformer.dtype)
             timestep = torch.stack([s.extras["token_mask"] * s.timestep for s in states])
             context = torch.cat([s.prompt_embeds for s in states])
-            return guided_forward(transformer, states, hidden, timestep, context)
+            return guided_forward(transformer, states, hidden, timestep, context, runner=self.runner)
 
     def decode(self, states: list[JobState]) -> list[NativeClip]:
         """The stock pipeline's decode, batched over jobs of one latent shape."""
@@ -242,12 +244,15 @@ def guided_forward(
     hidden: Any,
     timestep: Any,
     context_embeds: Any,
+    *,
+    runner: ForwardRunner = LOCAL_RUNNER,
     **extra: Any,
 ) -> list[Any]:
     """Run `transformer` once over the batch, the unguided half appended when the jobs use CFG,
     and combine each job's halves as the stock pipelines do: uncond + g * (cond - uncond).
 
     `extra` holds further per-sample inputs (already batched over `states`), doubled with the rest.
+    `runner` calls the transformer (locally, or on every rank of a ParallelGroup).
     """
     if states[0].cache_context is not None:
         # A cached job runs alone in its batch, in a hook-state context of its own.
@@ -260,11 +265,12 @@ def guided_forward(
             sigma=float(state.scheduler.sigmas[state.step]),
         )
         with context:
-            return _guided_call(transformer, states, hidden, timestep, context_embeds, extra)
-    return _guided_call(transformer, states, hidden, timestep, context_embeds, extra)
+            return _guided_call(runner, transformer, states, hidden, timestep, context_embeds, extra)
+    return _guided_call(runner, transformer, states, hidden, timestep, context_embeds, extra)
 
 
 def _guided_call(
+    runner: ForwardRunner,
     transformer: Any,
     states: Sequence[JobState],
     hidden: Any,
@@ -279,9 +285,9 @@ def _guided_call(
         timestep = torch.cat([timestep, timestep])
         context = torch.cat([context, torch.cat([s.negative_embeds for s in states])])
         extra = {k: None if v is None else torch.cat([v, v]) for k, v in extra.items()}
-    out = transformer(
-        hidden_states=hidden, timestep=timestep, encoder_hidden_states=context, return_dict=False, **extra
-    )[0]
+    out = runner.run(
+        transformer, hidden_states=hidden, timestep=timestep, encoder_hidden_states=context, **extra
+    )
     if not guided:
         return [out[i : i + 1] for i in range(n)]
     cond, uncond = out[:n], out[n:]

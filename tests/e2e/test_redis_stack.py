@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import dashscope
 import httpx
 import pytest
 from dashscope import VideoSynthesis
 
-from tests.live_server import LiveServer, paddock_process
+from tests.live_server import LiveServer, paddock_process, sdk_pointed_at
 from tests.videos import data_uri, make_image, probe_video, watermark_present
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -22,13 +21,9 @@ def stack(tmp_path: Path, redis_url: str) -> Iterator[LiveServer]:
     with (
         paddock_process(tmp_path, command="api", env=env) as api,
         paddock_process(tmp_path, command="worker", env=env, wait_ready=False),
+        sdk_pointed_at(api),
     ):
-        previous = dashscope.base_http_api_url
-        dashscope.base_http_api_url = api.api_url
-        try:
-            yield api
-        finally:
-            dashscope.base_http_api_url = previous
+        yield api
 
 
 def test_jobs_flow_through_redis_to_a_worker_process(stack: LiveServer) -> None:

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 
-import dashscope
 import httpx
 import pytest
 from dashscope import VideoSynthesis
 
-from tests.live_server import LiveServer, paddock_process
+from tests.live_server import LiveServer, paddock_process, sdk_pointed_at
 from tests.videos import VideoProbe, data_uri, make_image, probe_video, watermark_contrast, watermark_present
 
 pytestmark = pytest.mark.slow
@@ -23,13 +22,10 @@ T2V = "happyhorse-1.1-t2v"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with paddock_process(tmp_path_factory.mktemp("e2e")) as live:
-        previous = dashscope.base_http_api_url
-        dashscope.base_http_api_url = live.api_url
-        try:
-            yield live
-        finally:
-            dashscope.base_http_api_url = previous
+    # One job at a time, so the cancel tests know which task is RUNNING and which is PENDING.
+    env = {"PADDOCK_MAX_CONCURRENT_JOBS": "1"}
+    with paddock_process(tmp_path_factory.mktemp("e2e"), env=env) as live, sdk_pointed_at(live):
+        yield live
 
 
 def download(url: str) -> bytes:
