@@ -1,19 +1,29 @@
-"""`paddock serve | api | worker`: builds Settings once and passes it down."""
+"""`paddock serve | api | worker | storage init`: builds Settings once and passes it down."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from server.api.deps import Services
 from server.config import Settings
 from server.keys import KeyRing
+
+if TYPE_CHECKING:
+    from model.registry import ModelSpec
+    from server.jobs.base import TaskQueue
+    from server.storage.base import ObjectStore
+    from server.worker.ray_metrics import RunnerMetrics
+    from server.worker.runner import JobRunner
+from server.logging import configure_logging
 
 log = logging.getLogger("paddock")
 
@@ -24,14 +34,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("serve", help="facade + in-process worker, one process (the embedded defaults)")
     sub.add_parser("api", help="the HTTP facade alone")
     sub.add_parser("worker", help="one worker process on the queue named by PADDOCK_QUEUE_URL")
+    ray_cmd = sub.add_parser("ray", help="the workers as Ray Serve replicas (deploy/serve_config.yaml)")
+    ray_cmd.add_argument("--config", help="a Serve config file (default: PADDOCK_RAY_CONFIG)")
+    ray_cmd.add_argument("--address", help="a Ray cluster (default: PADDOCK_RAY_ADDRESS, else a local one)")
+    ray_cmd.add_argument("--non-blocking", action="store_true", help="deploy and return instead of waiting")
+    bench = sub.add_parser("bench", help="benchmarks: `paddock bench engine [--jobs N ...]`")
+    bench.add_argument("target", choices=["engine"])
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    storage = sub.add_parser("storage", help="manage the object store named by PADDOCK_STORAGE_URL")
+    storage_init = storage.add_subparsers(dest="action", required=True).add_parser(
+        "init", help="prepare the store: lifecycle rules on s3://, the folder on file://"
+    )
+    storage_init.add_argument("--create-bucket", action="store_true", help="create the S3 bucket first")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from benchmarks.engine_bench import main as bench_engine
+
+        return bench_engine(args.bench_args)
 
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return _serve(settings, with_worker=True)
     if args.command == "api":
         return _serve(settings, with_worker=False)
+    if args.command == "ray":
+        # Before ray is imported: no token file under ~/.ray, no usage report over the network.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        from server.worker.deployment import deploy_from_cli
+
+        blocking = not args.non_blocking
+        return deploy_from_cli(settings, config=args.config, address=args.address, blocking=blocking)
+    if args.command == "storage":
+        from server.storage.admin import storage_init as init_storage
+
+        init_storage(settings, create_bucket=args.create_bucket)
+        return 0
     return asyncio.run(_worker(settings))
 
 
@@ -48,7 +87,16 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
         settings, keys=keys, worker_factory=_in_process_worker(settings) if with_worker else None
     )
     print(f"paddock: serving the DashScope API at {settings.base_url}/api/v1", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # log_config=None keeps our JSON handler; the middleware logs each request (with its id and
+    # without the query string), so uvicorn's own access line would only repeat it.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 
@@ -56,24 +104,14 @@ def _in_process_worker(
     settings: Settings,
 ) -> Callable[[FastAPI, Services], Awaitable[Callable[[], Awaitable[None]]]]:
     async def start(app: FastAPI, services: Services) -> Callable[[], Awaitable[None]]:
-        from model.generator import VideoGenerator
-        from server.worker.runner import JobRunner
-
-        runner = JobRunner(
-            services.queue,
-            services.store,
-            VideoGenerator(services.registry),
-            task_ttl_s=settings.task_ttl_s,
-            task_timeout_s=settings.task_timeout_s,
-            name=settings.worker_name,
-        )
+        runner = build_runner(settings, services.queue, services.store, services.registry)
         app.state.worker = runner
         task = asyncio.create_task(runner.run())
 
         async def stop() -> None:
             runner.stop()
             try:
-                await asyncio.wait_for(task, timeout=60)
+                await asyncio.wait_for(task, timeout=settings.shutdown_grace_s + 30)
             except TimeoutError:
                 task.cancel()
 
@@ -82,28 +120,61 @@ def _in_process_worker(
     return start
 
 
-async def _worker(settings: Settings) -> int:
+def build_runner(
+    settings: Settings,
+    queue: TaskQueue,
+    store: ObjectStore,
+    registry: dict[str, ModelSpec],
+    *,
+    metrics: RunnerMetrics | None = None,
+) -> JobRunner:
+    """A JobRunner over a VideoGenerator (and its engine) for `registry`: what `serve` runs
+    in-process and `worker` runs standalone. `metrics` replaces the prometheus_client sink (Ray
+    replicas record through `ray.serve.metrics`); it also gets the engine's `observe_step`."""
     from model.generator import VideoGenerator
+    from server.jobs.janitor import heartbeat_interval
+    from server.metrics import observe_step
+    from server.worker.runner import JobRunner
+
+    generator = VideoGenerator(
+        registry,
+        max_running_jobs=max(16, settings.max_concurrent_jobs),
+        step_observer=observe_step if metrics is None else metrics.observe_step,
+    )
+    return JobRunner(
+        queue,
+        store,
+        generator,
+        task_ttl_s=settings.task_ttl_s,
+        task_timeout_s=settings.task_timeout_s,
+        name=settings.worker_name,
+        max_concurrent_jobs=settings.max_concurrent_jobs,
+        heartbeat_s=heartbeat_interval(settings.claim_timeout_s),
+        shutdown_grace_s=settings.shutdown_grace_s,
+        metrics=metrics,
+    )
+
+
+async def _worker(settings: Settings) -> int:
     from model.registry import load_registry
-    from server.jobs import make_task_queue
+    from server.jobs import queue_from_settings
     from server.signing import Signer, load_or_create_secret
     from server.storage import make_object_store
-    from server.worker.runner import JobRunner
 
     if settings.queue_url.startswith("memory://"):
         print("paddock worker: PADDOCK_QUEUE_URL must name a shared queue (redis://...)", file=sys.stderr)
         return 2
+    if settings.metrics_port:
+        # Up before the models load, so a scrape sees paddock_workers_ready 0 while warming up.
+        from prometheus_client import start_http_server
+
+        from server.metrics import REGISTRY
+
+        start_http_server(settings.metrics_port, registry=REGISTRY)
     registry = load_registry(settings.models)
-    queue = make_task_queue(settings.queue_url, ttl_s=settings.task_ttl_s)
+    queue = queue_from_settings(settings)
     store = make_object_store(settings, Signer(load_or_create_secret(settings)))
-    runner = JobRunner(
-        queue,
-        store,
-        VideoGenerator(registry),
-        task_ttl_s=settings.task_ttl_s,
-        task_timeout_s=settings.task_timeout_s,
-        name=settings.worker_name,
-    )
+    runner = build_runner(settings, queue, store, registry)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)

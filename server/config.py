@@ -43,7 +43,29 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_name: str | None = None
+    # Jobs a worker holds at once; the engine batches their steps.
+    max_concurrent_jobs: int = 4
     log_level: str = "INFO"
+    log_format: str = "json"  # json (one object per line) | text
+    metrics_port: int = 9464  # `paddock worker` serves /metrics here; 0 disables
+
+    # Queue reliability and fairness (server/jobs/janitor.py, README "Reliability").
+    # A claim whose worker stops heartbeating (every claim_timeout_s / 4) this long is taken over.
+    claim_timeout_s: float = 60.0
+    max_attempts: int = 3  # attempts lost to dead workers before a job FAILs as poison
+    max_queue_depth: int = 10_000  # waiting jobs over all keys; beyond it submit answers 429; 0 = off
+    shutdown_grace_s: float = 30.0  # on SIGTERM, running jobs get this long, then are handed back
+
+    # S3 object store (`PADDOCK_STORAGE_URL=s3://bucket/prefix`, server/storage/s3.py).
+    s3_endpoint_url: str | None = Field(default=None, description="an S3-compatible endpoint (MinIO, ...)")
+    s3_region: str | None = Field(default=None, description="default: AWS_DEFAULT_REGION, else us-east-1")
+    s3_addressing_style: str = "auto"  # auto | path | virtual; auto means path when an endpoint is set
+    # A CDN in front of the bucket: url() hands out unsigned CDN URLs, so the CDN must enforce access.
+    public_base_url: str | None = None
+
+    # Ray Serve workers (`paddock ray`, server/worker/deployment.py).
+    ray_config: str = "deploy/serve_config.yaml"  # the Serve config file `paddock ray` deploys
+    ray_address: str | None = None  # a running Ray cluster (`auto`, `ray://host:10001`); None starts one
 
     @property
     def base_url(self) -> str:

@@ -19,15 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.registry import ModelSpec, load_registry
-from server.api import files, routes, uploads
+from server.api import files, metrics_route, routes, uploads
 from server.api.deps import Services, request_id
 from server.api.errors import DashScopeError
 from server.api.schemas import error_body
 from server.api.service import TaskService
 from server.config import Settings
-from server.jobs import make_task_queue
+from server.jobs import queue_from_settings
 from server.jobs.base import TaskQueue
 from server.keys import KeyRing
+from server.logging import request_id_var
 from server.media import FetchPolicy, MediaFetcher
 from server.signing import Signer, load_or_create_secret
 from server.storage import make_object_store
@@ -57,15 +58,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task_queue = (
-            queue if queue is not None else make_task_queue(settings.queue_url, ttl_s=settings.task_ttl_s)
-        )
+        task_queue = queue if queue is not None else queue_from_settings(settings)
         fetcher = MediaFetcher(FetchPolicy.from_settings(settings))
         upload_service = uploads.UploadService(store, signer, settings)
         svc = Services(settings, task_queue, store, registry, keys, signer, fetcher, upload_service)
         app.state.services = svc
         app.state.task_service = TaskService(settings, task_queue, store, registry, fetcher, upload_service)
         sweeper = asyncio.create_task(_sweep_forever(store))
+        depth_refresher = asyncio.create_task(metrics_route.refresh_queue_depth_forever(task_queue))
         stop_worker = await worker_factory(app, svc) if worker_factory is not None else None
         try:
             yield
@@ -73,6 +73,7 @@ def create_app(
             if stop_worker is not None:
                 await stop_worker()
             sweeper.cancel()
+            depth_refresher.cancel()
             await fetcher.aclose()
             await task_queue.close()
 
@@ -81,14 +82,19 @@ def create_app(
     app.include_router(uploads.router)
     app.include_router(files.router)
     app.include_router(routes.health)
+    app.include_router(metrics_route.router)
     _install_error_handlers(app)
 
     @app.middleware("http")
     async def assign_request_id(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.request_id = str(uuid.uuid4())
+        # The id ObservabilityMiddleware put in the log context, so logs and responses agree.
+        request.state.request_id = request_id_var.get() or str(uuid.uuid4())
         return await call_next(request)
+
+    # Added last, so outermost: it times the whole request and sets the request id first.
+    app.add_middleware(metrics_route.ObservabilityMiddleware)
 
     return app
 

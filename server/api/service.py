@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from model.registry import Endpoint, ModelSpec, TaskFamily
+from server import metrics
 from server.api import schemas
-from server.api.errors import AccessDenied, InvalidParameter, InvalidURL, UnsupportedOperation, url_error
+from server.api.errors import (
+    AccessDenied,
+    InvalidParameter,
+    InvalidURL,
+    Throttling,
+    UnsupportedOperation,
+    url_error,
+)
 from server.api.uploads import UploadService
 from server.config import Settings
-from server.jobs.base import TaskFilter, TaskQueue
+from server.jobs.base import Limits, QuotaExceeded, TaskFilter, TaskQueue
 from server.jobs.job import JobSpec, MediaRef, TaskRecord, TaskStatus
 from server.keys import Tenant
 from server.media import (
@@ -110,10 +118,13 @@ class TaskService:
             submit_time=submit_time,
             orig_prompt=req.orig_prompt,
         )
+        limits = Limits.from_quota(ctx.tenant.quota, queue_depth=self.settings.max_queue_depth)
         try:
-            await self.queue.submit(record)
-        except BaseException:
+            await self.queue.submit(record, limits=limits)
+        except BaseException as exc:
             await asyncio.to_thread(self._delete_keys, [m.key for m in media])
+            if isinstance(exc, QuotaExceeded):
+                raise throttled(exc) from None
             raise
         log.info("task submitted", extra={"task_id": task_id, "model": spec.name})
         return record
@@ -221,6 +232,7 @@ class TaskService:
         if await self.get(task_id, tenant) is not None:
             record = await self.queue.cancel(task_id)
             if record is not None:
+                metrics.observe_canceled(record.model)  # workers never see canceled tasks
                 return record
         raise UnsupportedOperation(
             "Failed to cancel the task, please confirm if the task is in PENDING status."
@@ -258,6 +270,20 @@ class TaskService:
         )
         records, total = await self.queue.list(tenant.id, filters, page_no, page_size)
         return records, total, page_no, page_size
+
+
+# API.md §4: a key's own quota is Throttling.RateQuota; the shared queue being full is Throttling.
+_THROTTLE_MESSAGES = {
+    "rate": "Requests rate limit exceeded, please try again later.",
+    "pending": "Too many pending tasks for this API key, please try again later.",
+    "depth": "The task queue is full, please try again later.",
+}
+
+
+def throttled(exc: QuotaExceeded) -> Throttling:
+    """The 429 for a refused submit."""
+    code = "Throttling" if exc.kind == "depth" else "Throttling.RateQuota"
+    return Throttling(_THROTTLE_MESSAGES[exc.kind], code=code)
 
 
 def _positive_int(value: str | None, name: str, default: int, high: int) -> int:

@@ -15,14 +15,17 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from model.engine.engine import EngineShutdown
 from model.registry import TaskFamily
 from model.request import GenerationRequest, GenerationResult
+from server import metrics
 from server.jobs.base import Claim, TaskQueue
-from server.jobs.job import JobSpec
+from server.jobs.job import JobSpec, TaskRecord, TaskStatus
+from server.logging import task_id_var
 from server.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -36,13 +39,39 @@ class Generator(Protocol):
 
     def warm_up(self) -> None: ...
 
+    def close(self) -> None: ...
+
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, progress: Callable[[int, int], None] | None = None
     ) -> GenerationResult: ...
 
 
+class MetricsSink(Protocol):
+    """Where the runner records its metrics. The default is the `server.metrics` module
+    (prometheus_client); Ray replicas pass `server.worker.ray_metrics.RayMetricsSink`."""
+
+    JOBS_RUNNING: Any  # inc() / dec()
+
+    def set_worker_ready(self, ready: bool) -> None: ...
+
+    def observe_claimed(self, record: TaskRecord) -> None: ...
+
+    def observe_job_finished(self, record: TaskRecord, status: str, *, code: str | None = None) -> None: ...
+
+    def observe_upload(self, nbytes: int) -> None: ...
+
+    def observe_phases(self, model: str, timings: Mapping[str, float], *, devices: int = 1) -> None: ...
+
+
+_PROMETHEUS: MetricsSink = metrics  # type: ignore[assignment]  # the module is the default sink
+
+
 class JobTimeout(Exception):
     """Raised from the progress callback when a job passes its time limit."""
+
+
+class JobHandedBack(Exception):
+    """Raised from the progress callback once the job was handed back at shutdown."""
 
 
 class JobRunner:
@@ -58,8 +87,12 @@ class JobRunner:
         task_timeout_s: float,
         name: str | None = None,
         max_concurrent_jobs: int = 1,
+        heartbeat_s: float = HEARTBEAT_S,
+        shutdown_grace_s: float = 30.0,
+        metrics: MetricsSink | None = None,
     ) -> None:
         self.queue = queue
+        self.metrics: MetricsSink = metrics if metrics is not None else _PROMETHEUS
         self.store = store
         self.generator = generator
         self.task_ttl_s = task_ttl_s
@@ -69,12 +102,17 @@ class JobRunner:
         self._stopping = asyncio.Event()
         # Jobs in hand at once: the engine batches the denoising steps of concurrent jobs.
         self._slots = asyncio.Semaphore(max(1, max_concurrent_jobs))
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], Claim] = {}
+        # Heartbeats must come several times per claim timeout (server/jobs/janitor.py).
+        self.heartbeat_s = heartbeat_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self._handed_back = False
 
     async def run(self) -> None:
         """Warm the models up, then claim and run jobs until `stop()`; the jobs in hand finish."""
         await asyncio.to_thread(self.generator.warm_up)
         self.ready = True
+        self.metrics.set_worker_ready(True)
         log.info("worker %s ready", self.name)
         while not self._stopping.is_set():
             await self._slots.acquire()
@@ -83,10 +121,11 @@ class JobRunner:
                 self._slots.release()
                 continue
             task = asyncio.create_task(self._process_in_slot(claim))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+            self._running[task] = claim
+            task.add_done_callback(lambda done: self._running.pop(done, None))
+        await self._drain()
+        await asyncio.to_thread(self.generator.close)
+        self.metrics.set_worker_ready(False)
 
     async def _claim_one(self) -> Claim | None:
         try:
@@ -103,30 +142,60 @@ class JobRunner:
             self._slots.release()
 
     def stop(self) -> None:
-        """Stop claiming; the job in hand finishes."""
+        """Stop claiming; the jobs in hand get `shutdown_grace_s` to finish, then are handed back."""
         self._stopping.set()
+
+    async def _drain(self) -> None:
+        """Wait up to `shutdown_grace_s` for the jobs in hand; release the rest (fenced), so
+        another worker takes them at once instead of after the claim timeout."""
+        if not self._running:
+            return
+        _done, late = await asyncio.wait(set(self._running), timeout=self.shutdown_grace_s)
+        self._handed_back = bool(late)  # generation threads stop at their next step boundary
+        for task in late:
+            claim = self._running.get(task)
+            if claim is not None:
+                try:
+                    await self.queue.release(claim)
+                    log.warning("job handed back at shutdown", extra={"task_id": claim.task_id})
+                except Exception:
+                    log.exception("hand-back failed; the claim times out instead")
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def process(self, claim: Claim) -> None:
         """Run one claimed job to a final, fenced commit."""
         task_id = claim.task_id
+        task_token = task_id_var.set(task_id)  # every log line of this job, threads included
+        self.metrics.observe_claimed(claim.record)
+        self.metrics.JOBS_RUNNING.inc()
         log.info("job started", extra={"task_id": task_id, "attempt": claim.attempt})
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         try:
             await self._run_job(claim)
+        except EngineShutdown:
+            # Never admitted: nothing ran, so another worker takes it at once.
+            await self.queue.release(claim)
+            log.info("job handed back: the engine is stopping", extra={"task_id": task_id})
         except JobTimeout:
-            await self.queue.fail(
-                claim, code="InternalError.Timeout", message="The task exceeded its time limit."
-            )
+            await self._fail(claim, code="InternalError.Timeout", message="The task exceeded its time limit.")
             log.warning("job timed out", extra={"task_id": task_id})
         except Exception as exc:
             log.exception("job failed", extra={"task_id": task_id})
-            await self.queue.fail(
+            await self._fail(
                 claim, code="InternalError.Algo", message=f"Generation failed: {type(exc).__name__}"
             )
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            self.metrics.JOBS_RUNNING.dec()
+            task_id_var.reset(task_token)
+
+    async def _fail(self, claim: Claim, *, code: str, message: str) -> None:
+        """FAILED (fenced); counted only when this attempt's commit won."""
+        if await self.queue.fail(claim, code=code, message=message):
+            self.metrics.observe_job_finished(claim.record, TaskStatus.FAILED, code=code)
 
     async def _run_job(self, claim: Claim) -> None:
         record = claim.record
@@ -140,15 +209,33 @@ class JobRunner:
             # 3. Upload under a key deterministic per task and attempt.
             key = f"results/{record.task_id}/{claim.attempt}.mp4"
             expires_at = record.submit_time + self.task_ttl_s
+            nbytes, upload_started = result.path.stat().st_size, time.perf_counter()
             await asyncio.to_thread(self.store.put_file, key, result.path, "video/mp4", expires_at)
+        self.metrics.observe_upload(nbytes)
+        timings = {**result.timings, "upload_s": time.perf_counter() - upload_started}
+        self.metrics.observe_phases(spec.model, timings, devices=_device_count(self.generator, spec.model))
         # 4. Commit (fenced) and acknowledge.
         committed = await self.queue.complete(
             claim, result_key=key, usage=spec.usage(), orig_prompt=record.orig_prompt or ""
         )
+        if committed:
+            self.metrics.observe_job_finished(record, TaskStatus.SUCCEEDED)
+        else:
+            await self._discard_result(record.task_id, key)
         log.info(
             "job finished" if committed else "job result discarded: claim lost",
             extra={"task_id": record.task_id, "seconds": round(sum(result.timings.values()), 3)},
         )
+
+    async def _discard_result(self, task_id: str, key: str) -> None:
+        """The fence refused this attempt's commit: delete its upload, so a task keeps exactly one
+        result object. Kept when the record points at it (a retried commit had gone through)."""
+        try:
+            current = await self.queue.get(task_id)
+            if current is None or current.result_key != key:
+                await asyncio.to_thread(self.store.delete, key)
+        except Exception:
+            log.exception("could not discard a stale result", extra={"task_id": task_id})
 
     def _request_for(self, task_id: str, spec: JobSpec) -> GenerationRequest:
         blobs = {m.key: self.store.get_bytes(m.key) for m in spec.media}
@@ -178,15 +265,25 @@ class JobRunner:
             # Runs on the generation thread, at a step boundary.
             if time.time() > deadline:
                 raise JobTimeout
+            if self._handed_back:
+                raise JobHandedBack
             asyncio.run_coroutine_threadsafe(self.queue.progress(claim, step, total), loop)
 
         return report
 
     async def _heartbeat(self, claim: Claim) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(self.heartbeat_s)
             try:
                 if not await self.queue.heartbeat(claim):
                     log.warning("claim lost", extra={"task_id": claim.task_id})
             except Exception:
                 log.exception("heartbeat failed", extra={"task_id": claim.task_id})
+
+
+def _device_count(generator: Generator, model: str) -> int:
+    """Devices serving `model` (for GPU-seconds); 1 when the generator cannot say."""
+    try:
+        return max(1, len(generator.spec(model).devices))  # type: ignore[attr-defined]
+    except Exception:
+        return 1

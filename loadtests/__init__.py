@@ -1,0 +1,1 @@
+"""Load tests (Locust) and capacity planning (Erlang C) for paddock; see loadtests/README.md."""
