@@ -73,6 +73,8 @@ class Backend(ABC):
     families: ClassVar[frozenset[TaskFamily]]
     # How the transformer is called: locally, or on every rank of a ParallelGroup (which sets it).
     runner: ForwardRunner = LOCAL_RUNNER
+    # The diffusers step-cache config enabled on this backend's transformers, if any.
+    cache: Any = None
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

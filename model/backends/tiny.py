@@ -13,6 +13,18 @@ import torch
 
 # Width of the tiny text encoder's output; must equal the transformers' `text_dim`.
 TEXT_DIM = 32
+# The Wan transformer blocks every tiny model shares (diffusers' own fast tests use these sizes).
+TINY_WAN_BLOCKS: dict[str, Any] = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    text_dim=TEXT_DIM,
+    freq_dim=256,
+    ffn_dim=32,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+)
 # Text tokens per prompt for the tiny models (real Wan: 512); the tokenizer carries it, so a
 # saved tiny model keeps it when loaded back.
 TINY_MAX_SEQUENCE_LENGTH = 64
@@ -105,18 +117,7 @@ def build_ti2v_components(seed: int = 0) -> dict[str, Any]:
     ).eval()
     torch.manual_seed(seed)
     components["transformer"] = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=48,
-        out_channels=48,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        **TINY_WAN_BLOCKS, in_channels=48, out_channels=48, num_layers=2
     ).eval()
     components["scheduler"] = _flow_scheduler()
     components["transformer_2"] = None
@@ -143,18 +144,10 @@ def build_vace_components(seed: int = 0) -> dict[str, Any]:
     ).eval()
     torch.manual_seed(seed)
     components["transformer"] = WanVACETransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
+        **TINY_WAN_BLOCKS,
         in_channels=16,
         out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
         num_layers=3,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
         vace_layers=[0, 2],
         vace_in_channels=96,
     ).eval()
@@ -341,19 +334,7 @@ def _wan_transformer(seed: int, in_channels: int, image_dim: int | None) -> Any:
 
     torch.manual_seed(seed)
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=in_channels,
-        out_channels=16,
-        text_dim=TEXT_DIM,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
-        image_dim=image_dim,
+        **TINY_WAN_BLOCKS, in_channels=in_channels, out_channels=16, num_layers=2, image_dim=image_dim
     ).eval()
 
 

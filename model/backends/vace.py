@@ -24,8 +24,8 @@ from model.backends.wan import (
     encode_text,
     guided_forward,
     load_pretrained,
-    new_cache_context,
     pipeline_kwargs,
+    wan_job_state,
 )
 from model.engine.caches import cache_config
 from model.engine.sampler import convert_scheduler, job_scheduler
@@ -121,7 +121,6 @@ class WanVACEBackend(Backend):
         _check(job)
         pipe = self.pipe
         device = pipe._execution_device
-        dtype = pipe.transformer.dtype
         with torch.inference_mode():
             embeds = encode_text(pipe, self.spec, job)
             scheduler = job_scheduler(pipe.scheduler, job.num_inference_steps, device)
@@ -139,21 +138,8 @@ class WanVACEBackend(Backend):
                 generator,
                 None,
             )
-        negative = embeds["negative_prompt_embeds"]
-        pt, ph, pw = pipe.transformer.config.patch_size
-        return JobState(
-            job=job,
-            backend_id=self.backend_id,
-            latents=latents,
-            scheduler=scheduler,
-            timesteps=scheduler.timesteps,
-            prompt_embeds=embeds["prompt_embeds"].to(dtype),
-            negative_embeds=None if negative is None else negative.to(dtype),
-            guidance_scale=job.guidance_scale,
-            tokens=(latents.shape[2] // pt) * (latents.shape[3] // ph) * (latents.shape[4] // pw),
-            extras={"control_hidden_states": control, "num_references": references},
-            cache_context=new_cache_context() if self.cache is not None else None,
-        )
+        extras = {"control_hidden_states": control, "num_references": references}
+        return wan_job_state(self, job, pipe.transformer, latents, scheduler, embeds, extras)
 
     def _context(self, job: NativeJob, generator: Any) -> tuple[Any, int]:
         """The VACE context [1, 96, refs + latent frames, h, w] and the reference count."""

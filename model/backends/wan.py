@@ -191,19 +191,7 @@ class WanTI2VBackend(Backend):
         extras["mask"] = mask
         # Per-token timestep weights (0 for the clean first frame of i2v), patch 2x2 as the pipelines assume.
         extras["token_mask"] = mask[0][0][:, ::2, ::2].flatten()
-        return JobState(
-            job=job,
-            backend_id=self.backend_id,
-            latents=latents,
-            scheduler=scheduler,
-            timesteps=scheduler.timesteps,
-            prompt_embeds=embeds["prompt_embeds"],
-            negative_embeds=embeds["negative_prompt_embeds"],
-            guidance_scale=job.guidance_scale,
-            tokens=int(extras["token_mask"].numel()),
-            extras=extras,
-            cache_context=new_cache_context() if self.cache is not None else None,
-        )
+        return wan_job_state(self, job, pipe.transformer, latents, scheduler, embeds, extras)
 
     def cache_modules(self) -> list[Any]:
         return [self.t2v.transformer]
@@ -295,6 +283,36 @@ def _guided_call(
         uncond[i : i + 1] + s.guidance_scale * (cond[i : i + 1] - uncond[i : i + 1])
         for i, s in enumerate(states)
     ]
+
+
+def wan_job_state(
+    backend: Backend,
+    job: NativeJob,
+    transformer: Any,
+    latents: Any,
+    scheduler: Any,
+    embeds: dict[str, Any],
+    extras: dict[str, Any],
+) -> JobState:
+    """A Wan-family job's state: text embeddings in the transformer's dtype (as the stock
+    pipelines cast them), its token count, and a cache context of its own if the backend caches."""
+    dtype = transformer.dtype
+    negative = embeds["negative_prompt_embeds"]
+    pt, ph, pw = transformer.config.patch_size
+    _, _, frames, height, width = latents.shape
+    return JobState(
+        job=job,
+        backend_id=backend.backend_id,
+        latents=latents,
+        scheduler=scheduler,
+        timesteps=scheduler.timesteps,
+        prompt_embeds=embeds["prompt_embeds"].to(dtype),
+        negative_embeds=None if negative is None else negative.to(dtype),
+        guidance_scale=job.guidance_scale,
+        tokens=(frames // pt) * (height // ph) * (width // pw),
+        extras=extras,
+        cache_context=new_cache_context() if backend.cache is not None else None,
+    )
 
 
 def new_cache_context() -> str:

@@ -26,8 +26,8 @@ from model.backends.wan import (
     encode_text,
     guided_forward,
     load_pretrained,
-    new_cache_context,
     pipeline_kwargs,
+    wan_job_state,
 )
 from model.engine.caches import cache_config
 from model.engine.sampler import convert_scheduler, job_scheduler
@@ -131,32 +131,12 @@ class WanExpertBackend(Backend):
         initial latents, drawing noise from the job's seed as it does."""
         self._check(job)
         pipe = self.pipe
-        dtype = pipe.transformer.dtype
         with torch.inference_mode():
             embeds = encode_text(pipe, self.spec, job)
             scheduler = job_scheduler(pipe.scheduler, job.num_inference_steps, pipe._execution_device)
             latents, extras = self._initial_latents(job, cpu_generator(job.seed))
-        negative = embeds["negative_prompt_embeds"]
         extras["guidance"] = (job.guidance_scale, self.guidance_scale_2(job))
-        return JobState(
-            job=job,
-            backend_id=self.backend_id,
-            latents=latents,
-            scheduler=scheduler,
-            timesteps=scheduler.timesteps,
-            prompt_embeds=embeds["prompt_embeds"].to(dtype),
-            negative_embeds=None if negative is None else negative.to(dtype),
-            guidance_scale=job.guidance_scale,
-            tokens=self._tokens(latents),
-            extras=extras,
-            cache_context=new_cache_context() if self.cache is not None else None,
-        )
-
-    def _tokens(self, latents: Any) -> int:
-        """Transformer tokens of one sample: latent voxels over the patch volume."""
-        pt, ph, pw = self.pipe.transformer.config.patch_size
-        _, _, frames, height, width = latents.shape
-        return (frames // pt) * (height // ph) * (width // pw)
+        return wan_job_state(self, job, pipe.transformer, latents, scheduler, embeds, extras)
 
     def batch_key(self, state: JobState) -> Hashable:
         """Jobs share a forward only on the same expert (it picks the transformer's weights);
