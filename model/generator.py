@@ -34,6 +34,7 @@ from model.video import (
 )
 
 ProgressFn = Callable[[int, int], None]
+GroupFactory = Callable[[ModelSpec, Backend], ParallelGroup]
 BackendKey = tuple[str, str | None, tuple[str, ...], str, int, bool, str]
 
 
@@ -78,10 +79,13 @@ class VideoGenerator:
         *,
         max_running_jobs: int = 16,
         step_observer: StepObserver | None = None,
+        group_factory: GroupFactory = ParallelGroup,
     ) -> None:
         self._registry = dict(registry)
         self._backends: dict[BackendKey, Backend] = {}
         self._groups: list[ParallelGroup] = []
+        # How ranks 1..N-1 of a multi-device spec start: local processes, or Ray actors in a replica.
+        self._group_factory = group_factory
         self._lock = threading.Lock()
         self.engine = Engine(max_running_jobs=max_running_jobs, observer=step_observer)
 
@@ -111,7 +115,7 @@ class VideoGenerator:
                 backend = create_backend(spec)
                 if world_size(spec) > 1:
                     # ranks 1..N-1 join; the group becomes the backend's forward runner
-                    self._groups.append(ParallelGroup(spec, backend))
+                    self._groups.append(self._group_factory(spec, backend))
                 self._backends[key] = backend
             return self._backends[key]
 

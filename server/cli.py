@@ -18,6 +18,7 @@ from server.config import Settings
 from server.keys import KeyRing
 
 if TYPE_CHECKING:
+    from model.generator import GroupFactory
     from model.registry import ModelSpec
     from server.jobs.base import TaskQueue
     from server.storage.base import ObjectStore
@@ -127,10 +128,12 @@ def build_runner(
     registry: dict[str, ModelSpec],
     *,
     metrics: RunnerMetrics | None = None,
+    group_factory: GroupFactory | None = None,
 ) -> JobRunner:
     """A JobRunner over a VideoGenerator (and its engine) for `registry`: what `serve` runs
     in-process and `worker` runs standalone. `metrics` replaces the prometheus_client sink (Ray
-    replicas record through `ray.serve.metrics`); it also gets the engine's `observe_step`."""
+    replicas record through `ray.serve.metrics`); it also gets the engine's `observe_step`.
+    `group_factory` starts the ranks of multi-device models (default: local processes)."""
     from model.generator import VideoGenerator
     from server.jobs.janitor import heartbeat_interval
     from server.metrics import observe_step
@@ -140,6 +143,7 @@ def build_runner(
         registry,
         max_running_jobs=max(16, settings.max_concurrent_jobs),
         step_observer=observe_step if metrics is None else metrics.observe_step,
+        **({} if group_factory is None else {"group_factory": group_factory}),
     )
     return JobRunner(
         queue,

@@ -29,6 +29,7 @@ its own GPU, as `cuda:0`, so the replica rewrites such specs' devices to `cuda:0
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from dataclasses import replace
@@ -103,18 +104,12 @@ class VideoWorker:
         if self._task.done():
             error = None if self._task.cancelled() else self._task.exception()
             raise RuntimeError(f"the job runner stopped: {error!r}")
-        for group in RayParallelGroup.live:
-            if not group.healthy():
-                raise RuntimeError(f"a rank of the parallel group for {group.spec.name!r} died")
+        if not self.runner.generator.healthy():
+            raise RuntimeError("a rank of a multi-device model died")
 
     def status(self) -> dict[str, Any]:
         """What this replica is doing (for operators and tests: `handle.status.remote()`)."""
-        return {
-            "name": self.runner.name,
-            "ready": self.runner.ready,
-            "pid": os.getpid(),
-            "running": len(self.runner._running),
-        }
+        return {"name": self.runner.name, "ready": self.runner.ready, "pid": os.getpid()}
 
     async def __del__(self) -> None:
         """Graceful stop: no new claims; jobs in hand get `shutdown_grace_s`, then are handed back."""
@@ -145,22 +140,24 @@ def _build_worker(settings: Settings, *, gpus: int, rank_cpus: float) -> tuple[T
     """The queue, store, registry and runner, as `paddock worker` builds them, with Ray metrics."""
     from model.registry import load_registry
     from server.cli import build_runner
-    from server.jobs import make_task_queue
+    from server.jobs import queue_from_settings
     from server.signing import Signer, load_or_create_secret
     from server.storage import make_object_store
     from server.worker.ray_metrics import RayMetricsSink
 
     registry = ray_registry(load_registry(settings.models), gpus=gpus)
-    if any(world_size(spec) > 1 for spec in registry.values()):
-        use_ray_rank_actors({"num_gpus": 1 if gpus else 0, "num_cpus": rank_cpus})
-    queue = make_task_queue(
-        settings.queue_url,
-        ttl_s=settings.task_ttl_s,
-        claim_timeout_s=settings.claim_timeout_s,
-        max_attempts=settings.max_attempts,
-    )
+    rank_options = {"num_gpus": 1 if gpus else 0, "num_cpus": rank_cpus}
+    queue = queue_from_settings(settings)
     store = make_object_store(settings, Signer(load_or_create_secret(settings)))
-    return queue, build_runner(settings, queue, store, registry, metrics=RayMetricsSink())
+    runner = build_runner(
+        settings,
+        queue,
+        store,
+        registry,
+        metrics=RayMetricsSink(),
+        group_factory=functools.partial(RayParallelGroup, rank_options=rank_options),
+    )
+    return queue, runner
 
 
 # --------------------------------------------------------------------- multi-GPU replicas
@@ -226,12 +223,9 @@ class RayParallelGroup(ParallelGroup):
     STOP and kill) is the parent's, through the process-like `_RankProcess`. The actors land in
     the replica's placement group (Serve sets `placement_group_capture_child_tasks`)."""
 
-    rank_options: dict[str, Any] = {"num_gpus": 0, "num_cpus": 1}  # noqa: RUF012  # set per replica
-    live: list[RayParallelGroup] = []  # noqa: RUF012  # this process's groups, for check_health
-
-    def __init__(self, spec: ModelSpec, backend: Any, **kwargs: Any) -> None:
+    def __init__(self, spec: ModelSpec, backend: Any, *, rank_options: dict[str, Any], **kwargs: Any) -> None:
+        self.rank_options = dict(rank_options)  # Ray resources of each rank actor (set before spawning)
         super().__init__(spec, backend, **kwargs)
-        RayParallelGroup.live.append(self)
 
     def _spawn(self) -> None:
         world = self.layout.world
@@ -239,25 +233,6 @@ class RayParallelGroup(ParallelGroup):
             actor = RankActor.options(**self.rank_options).remote()  # type: ignore[attr-defined]
             done = actor.run.remote(rank, world, self.init_method, self.spec, self.timeout)
             self.processes.append(_RankProcess(rank, actor, done))  # type: ignore[arg-type]
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the ranks (the parent's STOP, join, kill) and forget the group."""
-        super().close(timeout)
-        if self in RayParallelGroup.live:
-            RayParallelGroup.live.remove(self)
-
-
-def use_ray_rank_actors(rank_options: dict[str, Any]) -> None:
-    """Make this process's `VideoGenerator` build `RayParallelGroup`s.
-
-    Integration point: `model.generator.VideoGenerator` constructs `ParallelGroup(spec, backend)`
-    itself and takes no factory, so a replica (one process per replica, nothing else in it)
-    swaps the class that module looks up. A `group_factory` argument on VideoGenerator would
-    replace this swap."""
-    import model.generator
-
-    RayParallelGroup.rank_options = dict(rank_options)
-    model.generator.ParallelGroup = RayParallelGroup  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- the application

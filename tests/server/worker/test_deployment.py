@@ -210,25 +210,24 @@ def test_a_killed_replica_is_replaced_and_its_job_succeeds_exactly_once(stack: S
     assert pel["pending"] == 0  # acknowledged once, nothing left claimed
 
 
-def test_rank_actors_join_rank_zero_in_one_group(cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rank_actors_join_rank_zero_in_one_group(cluster: None) -> None:
     """What a multi-GPU replica does, on CPU: rank 1 is a Ray actor running `rank_main`, and
     the two-rank frames equal the single-process ones; a dead rank makes the group unhealthy."""
-    import model.generator
+    import functools
+
     from model.backends import create_backend
     from model.generator import VideoGenerator
-    from server.worker.deployment import RayParallelGroup, use_ray_rank_actors
+    from server.worker.deployment import RayParallelGroup
     from tests.model.parallel.conftest import ENGINE_TOL, JOBS, NAME, base_spec, engine_frames, max_diff
 
-    monkeypatch.setattr(model.generator, "ParallelGroup", model.generator.ParallelGroup)  # restored after
-    use_ray_rank_actors({"num_gpus": 0, "num_cpus": 1})
     single = engine_frames(create_backend(base_spec()), JOBS)
-    generator = VideoGenerator({NAME: base_spec(ulysses_degree=2)})
+    factory = functools.partial(RayParallelGroup, rank_options={"num_gpus": 0, "num_cpus": 1})
+    generator = VideoGenerator({NAME: base_spec(ulysses_degree=2)}, group_factory=factory)
     try:
-        group = generator.backend(NAME).runner  # type: ignore[attr-defined]
-        assert isinstance(group, RayParallelGroup) and group.healthy()
+        group = generator.backend(NAME).runner
+        assert isinstance(group, RayParallelGroup) and group.healthy() and generator.healthy()
         assert max_diff(engine_frames(generator.backend(NAME), JOBS, generator.engine), single) <= ENGINE_TOL
         group.processes[0].kill()  # type: ignore[attr-defined]
-        wait_for(lambda: not group.healthy(), 30, "the group to notice its dead rank")
+        wait_for(lambda: not generator.healthy(), 30, "the generator to notice its dead rank")
     finally:
         generator.close()
-    assert group not in RayParallelGroup.live
