@@ -128,10 +128,14 @@ def tiny_benchmark(jobs: int, steps: int, max_running_jobs: int, repeats: int) -
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="paddock bench engine", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=16, help="concurrent jobs (mixed shapes)")
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps per job (real Wan: 40-50)")
+    parser.add_argument(
+        "--steps", type=int, default=40, help="denoising steps per job (real Wan: 40 i2v, 50 t2v)"
+    )
     parser.add_argument("--max-running", type=int, default=16, help="engine: jobs admitted at once")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side; the fastest is reported")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads for both sides (0: torch's default)"
+    )
     parser.add_argument("--real-size", choices=("480p", "720p"), help="CUDA: time the real-size Wan 14B")
     args = parser.parse_args(argv)
     import torch
