@@ -1,9 +1,10 @@
-"""JobRunner: claim → load inputs → generate → upload → commit, one job at a time.
+"""JobRunner: claim → load inputs → generate → upload → commit, for up to N jobs at once.
 
 The model side sits behind `VideoGenerator` (`model.generator`), a narrow seam: the runner hands
-it a `GenerationRequest` and gets a finished MP4 back. Heartbeats run beside every job; a job
-past `task_timeout_s` is stopped at the next step boundary and FAILED with
-`InternalError.Timeout`. No ray here: Ray replicas wrap this same class.
+it a `GenerationRequest` and gets a finished MP4 back; concurrent jobs meet in its engine, which
+batches their denoising steps. Heartbeats run beside every job; a job past `task_timeout_s` is
+stopped at the next step boundary and FAILED with `InternalError.Timeout`. No ray here: Ray
+replicas wrap this same class.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from model.engine.engine import EngineShutdown
-from model.registry import TaskFamily
+from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest, GenerationResult
 from server import metrics
 from server.jobs.base import Claim, TaskQueue
@@ -42,6 +43,8 @@ class Generator(Protocol):
     def close(self) -> None: ...
 
     def healthy(self) -> bool: ...
+
+    def spec(self, model: str) -> ModelSpec: ...
 
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, progress: Callable[[int, int], None] | None = None
@@ -215,7 +218,8 @@ class JobRunner:
             await asyncio.to_thread(self.store.put_file, key, result.path, "video/mp4", expires_at)
         self.metrics.observe_upload(nbytes)
         timings = {**result.timings, "upload_s": time.perf_counter() - upload_started}
-        self.metrics.observe_phases(spec.model, timings, devices=_device_count(self.generator, spec.model))
+        devices = len(self.generator.spec(spec.model).devices)
+        self.metrics.observe_phases(spec.model, timings, devices=devices)
         # 4. Commit (fenced) and acknowledge.
         committed = await self.queue.complete(
             claim, result_key=key, usage=spec.usage(), orig_prompt=record.orig_prompt or ""
@@ -281,11 +285,3 @@ class JobRunner:
                     log.warning("claim lost", extra={"task_id": claim.task_id})
             except Exception:
                 log.exception("heartbeat failed", extra={"task_id": claim.task_id})
-
-
-def _device_count(generator: Generator, model: str) -> int:
-    """Devices serving `model` (for GPU-seconds); 1 when the generator cannot say."""
-    try:
-        return max(1, len(generator.spec(model).devices))  # type: ignore[attr-defined]
-    except Exception:
-        return 1

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model.registry import ModelSpec
 from model.request import GenerationRequest, GenerationResult
 
 
 class FakeGenerator:
     """Stands in for `model.generator.VideoGenerator`."""
 
-    def __init__(self, registry: Any, **_: Any) -> None:
+    def __init__(self, registry: dict[str, ModelSpec], **_: Any) -> None:
+        self.registry = registry
         self.steps = int(os.environ.get("PADDOCK_FAKE_STEPS", "8"))
         self.step_s = float(os.environ.get("PADDOCK_FAKE_STEP_S", "0.15"))
 
@@ -32,6 +34,12 @@ class FakeGenerator:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    def healthy(self) -> bool:
+        return True
+
+    def spec(self, model: str) -> ModelSpec:
+        return self.registry[model]
 
     def generate(
         self,
