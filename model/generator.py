@@ -99,6 +99,10 @@ class VideoGenerator:
         for group in self._groups:
             group.close()
 
+    def models(self) -> list[str]:
+        """Every model name this generator serves."""
+        return list(self._registry)
+
     def spec(self, model: str) -> ModelSpec:
         """The spec serving `model`; ValueError for a name not in the registry."""
         try:

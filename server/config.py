@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     ray_config: str = "deploy/serve_config.yaml"  # the Serve config file `paddock ray` deploys
     ray_address: str | None = None  # a running Ray cluster (`auto`, `ray://host:10001`); None starts one
 
+    # Answer 503 ModelUnavailable for a model no live worker serves, instead of queueing the task
+    # (off by default: with autoscaling from zero, queued tasks are what brings workers up).
+    require_live_worker: bool = False
+
     @property
     def base_url(self) -> str:
         """The public base URL, without a trailing slash."""

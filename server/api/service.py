@@ -21,6 +21,7 @@ from server.api.errors import (
     AccessDenied,
     InvalidParameter,
     InvalidURL,
+    ModelUnavailable,
     Throttling,
     UnsupportedOperation,
     url_error,
@@ -102,6 +103,8 @@ class TaskService:
     async def create(self, body: Any, endpoint: Endpoint, ctx: CallContext) -> TaskRecord:
         """Validate `body`, store its inputs and submit the task. Returns the PENDING record."""
         spec = self.resolve_model(body, endpoint, ctx.tenant)
+        if self.settings.require_live_worker and spec.name not in await self.queue.served_models():
+            raise ModelUnavailable(f"No worker serves model {spec.name} right now, please retry later.")
         req = schemas.parse_create(body, spec)
         inputs = await asyncio.gather(*(self._load_input(item, spec.family, ctx) for item in req.media))
         task_id = str(uuid.uuid4())

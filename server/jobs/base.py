@@ -17,7 +17,7 @@ enforces the per-tenant and global `Limits`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -140,6 +140,13 @@ class TaskQueue(Protocol):
 
     async def dead_letters(self, count: int = 100) -> list[str]:
         """Ids of the most recent poison jobs, newest first."""
+
+    async def announce(self, worker: str, models: Sequence[str], ttl_s: float) -> None:
+        """Record that `worker` serves `models` for the next `ttl_s` seconds; workers repeat it
+        while they run and announce nothing (ttl 0) when they stop."""
+
+    async def served_models(self) -> set[str]:
+        """The models some live worker announced."""
 
     async def ping(self) -> bool:
         """True when the backend is reachable."""

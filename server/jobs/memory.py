@@ -16,6 +16,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,7 @@ class MemoryTaskQueue:
         self._running: dict[str, set[str]] = {}  # tenant -> claimed task ids
         self._held: dict[str, _Held] = {}  # entry id -> claimed job
         self._dead: deque[str] = deque(maxlen=DEAD_LETTERS_KEPT)
+        self._presence: dict[str, tuple[float, frozenset[str]]] = {}
         self._ids = itertools.count(1)
         self._wakeup: asyncio.Condition | None = None
 
@@ -359,6 +361,16 @@ class MemoryTaskQueue:
     async def dead_letters(self, count: int = 100) -> list[str]:
         """Ids of the most recent poison jobs, newest first."""
         return list(itertools.islice(self._dead, count))
+
+    async def announce(self, worker: str, models: Sequence[str], ttl_s: float) -> None:
+        """Remember until when `worker` serves `models`."""
+        self._presence[worker] = (time.time() + ttl_s, frozenset(models))
+
+    async def served_models(self) -> set[str]:
+        """Models of workers whose announcement has not run out."""
+        now = time.time()
+        self._presence = {w: (until, m) for w, (until, m) in self._presence.items() if until > now}
+        return {model for _, models in self._presence.values() for model in models}
 
     async def ping(self) -> bool:
         """Always reachable."""

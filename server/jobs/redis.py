@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
@@ -76,6 +77,7 @@ ROTATION_KEY = "{p}rotation"
 SEQ_KEY = "{p}seq"
 WAKE_KEY = "{p}wake"
 DEAD_KEY = "{p}dead"
+PRESENCE_KEY = "{p}presence"  # hash: worker -> {"until": epoch s, "models": [...]}
 STREAM_FIELD = "task_id"
 DEAD_MAXLEN = 10_000
 SCAN_TENANTS = 1_000  # tenants one claim looks at (all of them, in practice)
@@ -398,6 +400,28 @@ class RedisTaskQueue:
         """RUNNING → PENDING (fenced): ack the entry, put the id at the front of its tenant's list
         and the tenant at the front of the rotation, so the next claim anywhere takes it."""
         await self._write(claim, "release", status=TaskStatus.PENDING)
+
+    # -- worker presence -----------------------------------------------------------------------
+    async def announce(self, worker: str, models: Sequence[str], ttl_s: float) -> None:
+        """One hash field per worker; Redis 7.0 has no per-field TTL, so readers prune."""
+        body = json.dumps({"until": time.time() + ttl_s, "models": sorted(models)})
+        await self._redis.hset(self._key(PRESENCE_KEY), worker, body)
+
+    async def served_models(self) -> set[str]:
+        """Models of workers whose announcement has not run out; stale fields are removed."""
+        key = self._key(PRESENCE_KEY)
+        now = time.time()
+        served: set[str] = set()
+        stale = []
+        for worker, raw in (await self._redis.hgetall(key)).items():
+            entry = json.loads(raw)
+            if entry["until"] > now:
+                served.update(entry["models"])
+            else:
+                stale.append(worker)
+        if stale:
+            await self._redis.hdel(key, *stale)
+        return served
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def ping(self) -> bool:

@@ -46,6 +46,8 @@ class Generator(Protocol):
 
     def spec(self, model: str) -> ModelSpec: ...
 
+    def models(self) -> list[str]: ...
+
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, progress: Callable[[int, int], None] | None = None
     ) -> GenerationResult: ...
@@ -118,6 +120,7 @@ class JobRunner:
         await asyncio.to_thread(self.generator.warm_up)
         self.ready = True
         self.metrics.set_worker_ready(True)
+        announcer = asyncio.create_task(self._announce_forever())
         log.info("worker %s ready", self.name)
         while not self._stopping.is_set():
             await self._slots.acquire()
@@ -128,6 +131,9 @@ class JobRunner:
             task = asyncio.create_task(self._process_in_slot(claim))
             self._running[task] = claim
             task.add_done_callback(lambda done: self._running.pop(done, None))
+        announcer.cancel()
+        with contextlib.suppress(Exception):
+            await self.queue.announce(self.name, [], 0)  # no longer serving anything
         await self._drain()
         await asyncio.to_thread(self.generator.close)
         self.metrics.set_worker_ready(False)
@@ -276,6 +282,16 @@ class JobRunner:
             asyncio.run_coroutine_threadsafe(self.queue.progress(claim, step, total), loop)
 
         return report
+
+    async def _announce_forever(self) -> None:
+        """Tell the facade which models this worker serves (`PADDOCK_REQUIRE_LIVE_WORKER`)."""
+        models = self.generator.models()
+        while True:
+            try:
+                await self.queue.announce(self.name, models, ttl_s=3 * self.heartbeat_s)
+            except Exception:
+                log.exception("announcing the served models failed; retrying")
+            await asyncio.sleep(self.heartbeat_s)
 
     async def _heartbeat(self, claim: Claim) -> None:
         while True:

@@ -41,6 +41,9 @@ class FakeGenerator:
     def spec(self, model: str) -> ModelSpec:
         return self.registry[model]
 
+    def models(self) -> list[str]:
+        return list(self.registry)
+
     def generate(
         self,
         request: GenerationRequest,

@@ -299,3 +299,15 @@ async def test_decompression_bomb_is_refused_at_the_facade(client: httpx.AsyncCl
     assert_error(response, 400, "InvalidParameter", "50000x50000")
     listed = (await client.get("/api/v1/tasks", headers=headers())).json()
     assert listed["total"] == 0
+
+
+async def test_model_without_a_live_worker_is_503_when_required(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory(require_live_worker=True)
+    async with facade(app) as c:
+        response = await c.post(CREATE, json=t2v(), headers=headers())
+        assert_error(response, 503, "ModelUnavailable", "happyhorse-1.0-t2v")
+        await app.state.services.queue.announce("worker-1", ["happyhorse-1.0-t2v"], ttl_s=30)
+        assert (await c.post(CREATE, json=t2v(), headers=headers())).status_code == 200
+        # Other models stay unavailable: the worker announced only t2v.
+        other = {"model": "happyhorse-1.0-r2v", "input": {"prompt": "x", "media": []}}
+        assert_error(await c.post(CREATE, json=other, headers=headers()), 503, "ModelUnavailable")

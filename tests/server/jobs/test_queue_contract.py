@@ -371,3 +371,14 @@ async def test_factory_picks_backend() -> None:
     with pytest.raises(ValueError, match="unsupported queue URL scheme 'amqp'") as err:
         make_task_queue("amqp://user:secret@host/", ttl_s=60)
     assert "secret" not in str(err.value)
+
+
+async def test_announced_models_are_served_until_the_announcement_runs_out(queue: TaskQueue) -> None:
+    assert await queue.served_models() == set()
+    await queue.announce("w1", ["m-a", "m-b"], ttl_s=30)
+    await queue.announce("w2", ["m-c"], ttl_s=0.3)
+    assert await queue.served_models() == {"m-a", "m-b", "m-c"}
+    await asyncio.sleep(0.5)
+    assert await queue.served_models() == {"m-a", "m-b"}
+    await queue.announce("w1", [], ttl_s=0)  # a stopping worker withdraws
+    assert await queue.served_models() == set()
