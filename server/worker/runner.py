@@ -122,8 +122,7 @@ class JobRunner:
         self.metrics.set_worker_ready(True)
         announcer = asyncio.create_task(self._announce_forever())
         log.info("worker %s ready", self.name)
-        while not self._stopping.is_set():
-            await self._slots.acquire()
+        while await self._free_slot():
             claim = await self._claim_one()
             if claim is None:
                 self._slots.release()
@@ -137,6 +136,25 @@ class JobRunner:
         await self._drain()
         await asyncio.to_thread(self.generator.close)
         self.metrics.set_worker_ready(False)
+
+    async def _free_slot(self) -> bool:
+        """Wait for a free job slot; False (holding none) once `stop()` is called. Waiting on the
+        slot alone would miss a stop while every slot is busy, and with it the grace period."""
+        if self._stopping.is_set():
+            return False
+        acquire = asyncio.ensure_future(self._slots.acquire())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({acquire, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await acquire
+        if acquire.done() and not acquire.cancelled():
+            if not self._stopping.is_set():
+                return True
+            self._slots.release()
+        return False
 
     async def _claim_one(self) -> Claim | None:
         try:
