@@ -128,3 +128,16 @@ def watermark_present(frames: np.ndarray) -> bool:
     corner = np.zeros((h, w), dtype=bool)
     corner[int(h * 0.85) :, int(w * 0.6) :] = True
     return bool(steady_white[corner].mean() > 0.01 and steady_white[~corner].mean() < 0.001)
+
+
+def assert_delivered(
+    data: bytes, width: int, height: int, frames: int, *, watermark: bool = True
+) -> VideoProbe:
+    """What every delivered video must be (API.md §2): H.264, 24 fps, exact size and frame count,
+    an AAC track, and the watermark exactly when asked for."""
+    video = probe_video(data)
+    assert (video.codec, video.width, video.height) == ("h264", width, height)
+    assert video.fps == 24 and video.frame_count == frames
+    assert video.audio_codec == "aac"
+    assert watermark_present(video.frames) is watermark
+    return video

@@ -12,7 +12,7 @@ import pytest
 from dashscope import VideoSynthesis
 
 from tests.live_server import LiveServer, paddock_process, sdk_pointed_at
-from tests.videos import VideoProbe, data_uri, make_image, probe_video, watermark_contrast, watermark_present
+from tests.videos import VideoProbe, assert_delivered, data_uri, make_image, watermark_contrast
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +36,7 @@ def download(url: str) -> bytes:
 
 def check_video(url: str, width: int, height: int, seconds: int, *, watermark: bool = True) -> VideoProbe:
     """What every delivered video must be: H.264, 24 fps, exact size and length, AAC, watermark."""
-    video = probe_video(download(url))
-    assert (video.codec, video.width, video.height) == ("h264", width, height)
-    assert video.fps == 24 and video.frame_count == seconds * 24
-    assert video.audio_codec == "aac"
-    assert watermark_present(video.frames) is watermark
-    return video
+    return assert_delivered(download(url), width, height, seconds * 24, watermark=watermark)
 
 
 def test_i2v_call_with_data_uri_keeps_image_aspect(server: LiveServer) -> None:
