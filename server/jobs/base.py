@@ -148,6 +148,16 @@ class TaskQueue(Protocol):
     async def served_models(self) -> set[str]:
         """The models some live worker announced."""
 
+    # -- the operators' view (the playground's `GET /web/operator`) ------------------------
+    async def workers(self) -> dict[str, frozenset[str]]:
+        """Each live worker (its announcement has not run out) and the models it serves."""
+
+    async def running(self) -> dict[str, int]:
+        """RUNNING jobs per model, over every worker on this queue."""
+
+    async def failures(self, since: float) -> dict[str, int]:
+        """Tasks that became FAILED at or after `since` (epoch seconds), counted by error code."""
+
     async def ping(self) -> bool:
         """True when the backend is reachable."""
 

@@ -15,7 +15,7 @@ import copy
 import itertools
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -368,9 +368,29 @@ class MemoryTaskQueue:
 
     async def served_models(self) -> set[str]:
         """Models of workers whose announcement has not run out."""
+        return {model for models in (await self.workers()).values() for model in models}
+
+    # -- the operators' view ----------------------------------------------------------------
+    async def workers(self) -> dict[str, frozenset[str]]:
+        """Workers whose announcement has not run out, and their models."""
         now = time.time()
         self._presence = {w: (until, m) for w, (until, m) in self._presence.items() if until > now}
-        return {model for _, models in self._presence.values() for model in models}
+        return {worker: models for worker, (_, models) in self._presence.items()}
+
+    async def running(self) -> dict[str, int]:
+        """Claimed jobs whose record is RUNNING, per model."""
+        records = (self._live(held.task_id) for held in list(self._held.values()))
+        return dict(Counter(r.model for r in records if r is not None and r.status == TaskStatus.RUNNING))
+
+    async def failures(self, since: float) -> dict[str, int]:
+        """Live FAILED records that ended at or after `since`, by code."""
+        now = time.time()
+        failed = (
+            r
+            for r in self._records.values()
+            if r.status == TaskStatus.FAILED and (r.end_time or 0.0) >= since and not self._expired(r, now)
+        )
+        return dict(Counter(r.code or "InternalError" for r in failed))
 
     async def ping(self) -> bool:
         """Always reachable."""

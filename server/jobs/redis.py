@@ -17,6 +17,8 @@ Layout (every key under `prefix`, default `paddock:`; scripts in `redis_scripts.
     {p}jobs               stream claimed jobs only (`task_id`, `tenant`); MAXLEN ~ stream_maxlen.
     {p}workers            consumer group on {p}jobs; its PEL is the set of claimed jobs.
     {p}dead               stream poison jobs' ids; MAXLEN ~ DEAD_MAXLEN.
+    {p}failures           stream `code`, `model` of every task that became FAILED (the operators'
+                                 view); MAXLEN ~ FAILURES_MAXLEN.
 
 Fairness: the claim script walks the rotation in order (least recently served first), skips a
 tenant at its running cap, pops the first tenant's oldest id, XADDs it and XREADGROUPs it to the
@@ -38,6 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
@@ -51,6 +54,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.jobs import redis_scripts as scripts
 from server.jobs.base import (
+    POISON_CODE,
     POISON_MESSAGE,
     Claim,
     DuplicateTask,
@@ -78,6 +82,8 @@ SEQ_KEY = "{p}seq"
 WAKE_KEY = "{p}wake"
 DEAD_KEY = "{p}dead"
 PRESENCE_KEY = "{p}presence"  # hash: worker -> {"until": epoch s, "models": [...]}
+FAILURES_KEY = "{p}failures"
+FAILURES_MAXLEN = 10_000
 STREAM_FIELD = "task_id"
 DEAD_MAXLEN = 10_000
 SCAN_TENANTS = 1_000  # tenants one claim looks at (all of them, in practice)
@@ -340,6 +346,8 @@ class RedisTaskQueue:
             reply = await self._group_script("RECLAIM", keys, [*args, self._ttl_s * 1000, message])
             if reply[0] == "poison":
                 log.warning("poison job failed", extra={"task_id": reply[1]})
+                poisoned = await self.get(reply[1])
+                await self._log_failure(poisoned.model if poisoned else "", POISON_CODE)
             if reply[0] not in ("skip", "poison"):
                 return self._to_claim(reply, consumer)
         return None
@@ -392,9 +400,12 @@ class RedisTaskQueue:
 
     async def fail(self, claim: Claim, *, code: str, message: str) -> bool:
         """RUNNING → FAILED (fenced), then XACK + XDEL the entry and free the running slot."""
-        return await self._write(
+        failed = await self._write(
             claim, "final", status=TaskStatus.FAILED, end_time=time.time(), code=code, message=message
         )
+        if failed:
+            await self._log_failure(claim.record.model, code)
+        return failed
 
     async def release(self, claim: Claim) -> None:
         """RUNNING → PENDING (fenced): ack the entry, put the id at the front of its tenant's list
@@ -408,20 +419,51 @@ class RedisTaskQueue:
         await self._redis.hset(self._key(PRESENCE_KEY), worker, body)
 
     async def served_models(self) -> set[str]:
-        """Models of workers whose announcement has not run out; stale fields are removed."""
+        """Models of workers whose announcement has not run out."""
+        return {model for models in (await self.workers()).values() for model in models}
+
+    # -- the operators' view -------------------------------------------------------------------
+    async def workers(self) -> dict[str, frozenset[str]]:
+        """Workers whose announcement has not run out, and their models; stale fields are removed."""
         key = self._key(PRESENCE_KEY)
         now = time.time()
-        served: set[str] = set()
+        live: dict[str, frozenset[str]] = {}
         stale = []
         for worker, raw in (await self._redis.hgetall(key)).items():
             entry = json.loads(raw)
             if entry["until"] > now:
-                served.update(entry["models"])
+                live[worker] = frozenset(entry["models"])
             else:
                 stale.append(worker)
         if stale:
             await self._redis.hdel(key, *stale)
-        return served
+        return live
+
+    async def running(self) -> dict[str, int]:
+        """Claimed jobs whose record is RUNNING, per model: the stream holds only claimed jobs
+        (commits and releases XDEL theirs)."""
+        task_ids = {fields[STREAM_FIELD] for _id, fields in await self._redis.xrange(self._stream)}
+        pipe = self._redis.pipeline(transaction=False)
+        for task_id in task_ids:
+            pipe.hmget(self._key(TASK_KEY, task_id=task_id), "json", "status")
+        rows = await pipe.execute() if task_ids else []
+        running = (json.loads(frozen)["model"] for frozen, status in rows if frozen and status == "RUNNING")
+        return dict(Counter(running))
+
+    async def failures(self, since: float) -> dict[str, int]:
+        """Entries of the failures stream from `since` on (entry ids are epoch milliseconds), by code."""
+        rows = await self._redis.xrange(self._key(FAILURES_KEY), min=f"{int(since * 1000)}-0")
+        return dict(Counter(fields["code"] for _id, fields in rows))
+
+    async def _log_failure(self, model: str, code: str) -> None:
+        # After the fenced commit, not inside it: a worker dying in between leaves one failure
+        # uncounted in the operators' view, and nothing else.
+        await self._redis.xadd(
+            self._key(FAILURES_KEY),
+            {"code": code, "model": model},
+            maxlen=FAILURES_MAXLEN,
+            approximate=True,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def ping(self) -> bool:

@@ -382,3 +382,28 @@ async def test_announced_models_are_served_until_the_announcement_runs_out(queue
     assert await queue.served_models() == {"m-a", "m-b"}
     await queue.announce("w1", [], ttl_s=0)  # a stopping worker withdraws
     assert await queue.served_models() == set()
+
+
+# -- the operators' view: live workers, running jobs per model, failures by code ----------------
+async def test_workers_are_the_live_announcements(queue: TaskQueue) -> None:
+    assert await queue.workers() == {}
+    await queue.announce("w1", ["m-a", "m-b"], ttl_s=30)
+    await queue.announce("w2", ["m-c"], ttl_s=0.3)
+    assert await queue.workers() == {"w1": frozenset({"m-a", "m-b"}), "w2": frozenset({"m-c"})}
+    await asyncio.sleep(0.5)
+    assert await queue.workers() == {"w1": frozenset({"m-a", "m-b"})}
+
+
+async def test_running_per_model_and_failures_by_code(queue: TaskQueue) -> None:
+    started = time.time()
+    for model in ("m-a", "m-a", "m-b", "m-b"):
+        await queue.submit(record(model=model))
+    algo, done, timeout = [await claim_now(queue) for _ in range(3)]  # the 4th stays PENDING
+    assert await queue.running() == {"m-a": 2, "m-b": 1}
+    assert await queue.fail(algo, code="InternalError.Algo", message="boom")
+    assert await queue.complete(done, result_key="r.mp4", usage=USAGE, orig_prompt="p")
+    assert await queue.fail(timeout, code="InternalError.Timeout", message="too slow")
+    assert not await queue.fail(algo, code="InternalError.Algo", message="again")  # fenced: not counted
+    assert await queue.running() == {}
+    assert await queue.failures(since=started) == {"InternalError.Algo": 1, "InternalError.Timeout": 1}
+    assert await queue.failures(since=time.time() + 1) == {}

@@ -79,6 +79,7 @@ async def test_dead_claim_is_reclaimed_then_poisoned(make_rq: QueueMaker) -> Non
     assert failed is not None and failed.status == TaskStatus.FAILED
     assert failed.code == "InternalError" and "crashed its worker 2 times" in (failed.message or "")
     assert await queue.dead_letters() == [rec.task_id]
+    assert await queue.failures(since=0) == {"InternalError": 1}  # the operators' view counts it
     assert not await queue.complete(second, result_key="late", usage=USAGE, orig_prompt="p")
     assert not await queue.fail(second, code="InternalError", message="late")
     assert await queue.get(rec.task_id) == failed
