@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_video_bytes: int = 100 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     max_upload_mb: int = 100
+    # Largest request body (the upload route has its own limit, max_upload_mb): room for one
+    # 20 MB image as a base64 data URI (26.7 MB) and the rest of a create body.
+    max_body_bytes: int = 32 * 1024 * 1024
 
     # Worker.
     worker_name: str | None = None

@@ -6,7 +6,8 @@ contextvars, so they follow asyncio tasks and `asyncio.to_thread` into every log
 
 `RedactFilter` sits on the handler, so it covers every logger (uvicorn's included): API keys
 (`sk-...`), `Bearer ...` credentials, URL signatures (`sig=...`), `data:` URIs (image bytes) and
-any extra field named like a secret are masked, and long strings are cut at 2 KB.
+any extra field named like a secret are masked, and long strings are cut at 2 KB (tracebacks at
+8 KB, keeping their end; the exception's type and message also get fields of their own).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 task_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
 
 MAX_FIELD_CHARS = 2048
+# Tracebacks keep their last lines (the exception's type and message come last).
+MAX_TRACE_CHARS = 8192
 
 # (pattern, replacement). Order matters: a data: URI is masked before anything scans its payload.
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -46,12 +49,16 @@ _STANDARD_ATTRS = frozenset(
 )
 
 
-def redact(text: str) -> str:
-    """`text` with credentials, signatures and inline media masked, cut at `MAX_FIELD_CHARS`."""
+def redact(text: str, *, limit: int = MAX_FIELD_CHARS, keep_tail: bool = False) -> str:
+    """`text` with credentials, signatures and inline media masked, cut to `limit` characters:
+    its head, or with `keep_tail` its end (where a traceback names the exception)."""
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
-    if len(text) > MAX_FIELD_CHARS:
-        text = f"{text[:MAX_FIELD_CHARS]}...<truncated {len(text) - MAX_FIELD_CHARS} chars>"
+    if len(text) > limit:
+        cut = len(text) - limit
+        if keep_tail:
+            return f"<truncated {cut} chars>...{text[cut:]}"
+        text = f"{text[:limit]}...<truncated {cut} chars>"
     return text
 
 
@@ -106,7 +113,11 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRS and value is not None:
                 body[key] = value
         if record.exc_info:
-            body["exc"] = redact(self.formatException(record.exc_info))
+            exc_type, exc, _ = record.exc_info
+            if exc_type is not None:
+                body["error_type"] = exc_type.__name__
+                body["error"] = redact(str(exc))
+            body["exc"] = redact(self.formatException(record.exc_info), limit=MAX_TRACE_CHARS, keep_tail=True)
         return json.dumps(body, default=str, ensure_ascii=False)
 
 

@@ -9,26 +9,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.registry import ModelSpec, load_registry
 from server.api import files, metrics_route, routes, uploads
 from server.api.deps import Services, request_id
 from server.api.errors import DashScopeError
+from server.api.middleware import (
+    INTERNAL_MESSAGE,
+    BodyLimitMiddleware,
+    ObservabilityMiddleware,
+    UnhandledErrorMiddleware,
+)
 from server.api.schemas import error_body
 from server.api.service import TaskService
 from server.config import Settings
 from server.jobs import queue_from_settings
 from server.jobs.base import TaskQueue
 from server.keys import KeyRing
-from server.logging import request_id_var
 from server.media import FetchPolicy, MediaFetcher
 from server.signing import Signer, load_or_create_secret
 from server.storage import make_object_store
@@ -77,26 +81,37 @@ def create_app(
             await fetcher.aclose()
             await task_queue.close()
 
-    app = FastAPI(title="paddock", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No trailing-slash redirects: Starlette builds their Location from the client's Host header.
+    app = FastAPI(
+        title="paddock",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     app.include_router(routes.router)
     app.include_router(uploads.router)
     app.include_router(files.router)
     app.include_router(routes.health)
     app.include_router(metrics_route.router)
     _install_error_handlers(app)
-
-    @app.middleware("http")
-    async def assign_request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # The id ObservabilityMiddleware put in the log context, so logs and responses agree.
-        request.state.request_id = request_id_var.get() or str(uuid.uuid4())
-        return await call_next(request)
-
-    # Added last, so outermost: it times the whole request and sets the request id first.
-    app.add_middleware(metrics_route.ObservabilityMiddleware)
-
+    # add_middleware wraps what is there already: the last one added is the outermost.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
+    app.add_middleware(ObservabilityMiddleware)
     return app
+
+
+def body_limits(settings: Settings) -> Callable[[str], int | None]:
+    """The body cap per path: the upload route takes files up to the upload limit (plus the form's
+    other fields); everything else `PADDOCK_MAX_BODY_BYTES`."""
+    upload_limit = settings.max_upload_mb * 1024 * 1024 + uploads.FORM_SLACK_BYTES
+
+    def limit_for(path: str) -> int | None:
+        return upload_limit if path == uploads.UPLOAD_PATH else settings.max_body_bytes
+
+    return limit_for
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -117,16 +132,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
         message = "url error, please check url!" if exc.status_code in (404, 405) else str(exc.detail)
-        return JSONResponse(error_body(request_id(request), code, message), status_code=exc.status_code)
+        # exc.headers carries the 405's `Allow`.
+        return JSONResponse(
+            error_body(request_id(request), code, message), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # Logged with the request id for operators; the client never sees the exception text.
+        # Only for errors outside UnhandledErrorMiddleware (in the outer middleware). Starlette
+        # re-raises after this answer and the server then drops the connection: say so.
         log.exception("unhandled error", extra={"request_id": request_id(request)})
-        body = error_body(
-            request_id(request), "InternalError", "An internal error occurred, please retry later."
-        )
-        return JSONResponse(body, status_code=500)
+        body = error_body(request_id(request), "InternalError", INTERNAL_MESSAGE)
+        return JSONResponse(body, status_code=500, headers={"Connection": "close"})
 
 
 async def _sweep_forever(store: ObjectStore, interval_s: float = 300.0) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from server.api.errors import InvalidApiKey
+from server.api.middleware import scope_request_id
 from server.keys import KeyRing, Tenant
 
 if TYPE_CHECKING:
@@ -40,12 +40,8 @@ def services(request: Request) -> Services:
 
 
 def request_id(request: Request) -> str:
-    """The id of this request, made once by the middleware in `app.py`."""
-    rid = getattr(request.state, "request_id", None)
-    if rid is None:
-        rid = str(uuid.uuid4())
-        request.state.request_id = rid
-    return rid
+    """The id of this request, made once by `middleware.ObservabilityMiddleware`."""
+    return scope_request_id(request.scope)
 
 
 def authenticate(request: Request) -> Tenant:

@@ -7,6 +7,7 @@ DashScopeError
 ├── InvalidApiKey           401 InvalidApiKey
 ├── AccessDenied            403 AccessDenied
 ├── NotFound                404 NotFound
+├── PayloadTooLarge         413 InvalidParameter (a request body over the route's limit)
 ├── Throttling              429 Throttling / Throttling.RateQuota
 ├── InternalError           500 InternalError
 └── ModelUnavailable        503 ModelUnavailable
@@ -58,6 +59,11 @@ class AccessDenied(DashScopeError):
 class NotFound(DashScopeError):
     status = 404
     code = "NotFound"
+
+
+class PayloadTooLarge(DashScopeError):
+    status = 413
+    code = "InvalidParameter"
 
 
 class Throttling(DashScopeError):

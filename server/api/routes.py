@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +10,8 @@ from fastapi.responses import JSONResponse
 from model.registry import Endpoint
 from server.api import schemas
 from server.api.deps import authenticate, request_id, services, workspace
-from server.api.errors import AccessDenied, InvalidParameter
+from server.api.errors import AccessDenied
+from server.api.jsonbody import read_json
 from server.api.service import CallContext, TaskService
 
 router = APIRouter(prefix="/api/v1")
@@ -27,7 +27,7 @@ async def _create(request: Request, endpoint: Endpoint) -> dict[str, Any]:
     tenant = authenticate(request)
     if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
         raise AccessDenied(_SYNC_REFUSED)
-    body = await _json_body(request)
+    body = await read_json(await request.body())
     ctx = CallContext(
         tenant=tenant,
         request_id=request_id(request),
@@ -36,14 +36,6 @@ async def _create(request: Request, endpoint: Endpoint) -> dict[str, Any]:
     )
     record = await task_service(request).create(body, endpoint, ctx)
     return schemas.create_body(ctx.request_id, record)
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidParameter("The request body is not valid JSON.") from None
 
 
 @router.post("/services/aigc/video-generation/video-synthesis")

@@ -7,6 +7,7 @@ Responses are plain dicts built here, so the field names sit in one place.
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from model.registry import ModelSpec, TaskFamily
 from server.api.errors import InvalidParameter, empty_input, empty_model
+from server.api.jsonbody import OversizedInt
 from server.jobs.job import TaskRecord, TaskStatus
 
 BEIJING = timezone(timedelta(hours=8))
@@ -64,8 +66,7 @@ class CreateRequest:
     """A create-task body after the schema checks, before any media is fetched."""
 
     model: str
-    prompt: str
-    orig_prompt: str
+    prompt: str  # already cut to the prompt limit: nothing longer is ever stored
     media: tuple[MediaItem, ...]
     resolution: str
     ratio: str | None
@@ -101,7 +102,7 @@ def parse_create(body: dict[str, Any], spec: ModelSpec) -> CreateRequest:
     if not isinstance(params, dict):
         raise InvalidParameter("parameters must be a JSON object.")
 
-    orig_prompt = _prompt(inp, spec.family)
+    prompt = truncate_prompt(_prompt(inp, spec.family))
     media = _media(inp, spec.family)
     resolution = _choice(params, "resolution", tuple(RESOLUTIONS), "1080P")
     ratio = (
@@ -115,8 +116,7 @@ def parse_create(body: dict[str, Any], spec: ModelSpec) -> CreateRequest:
         audio_setting = _choice(params, "audio_setting", ("auto", "origin"), "auto")
     return CreateRequest(
         model=spec.name,
-        prompt=truncate_prompt(orig_prompt),
-        orig_prompt=orig_prompt,
+        prompt=prompt,
         media=media,
         resolution=resolution,
         ratio=ratio,
@@ -190,6 +190,11 @@ def _int(params: dict[str, Any], name: str, default: int | None, low: int, high:
     value = params.get(name)
     if value is None:
         return default
+    if isinstance(value, OversizedInt):
+        raise InvalidParameter(f"parameters.{name} must be between {low} and {high}, got {value!r}.")
+    # NaN, Infinity and 1e400 (parsed as inf) are floats that no integer equals.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidParameter(f"parameters.{name} must be an integer, got {json.dumps(value)}.")
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         raise InvalidParameter(f"parameters.{name} must be an integer, got {value!r}.")
     if not low <= value <= high:
@@ -207,9 +212,12 @@ def _bool(params: dict[str, Any], name: str, default: bool) -> bool:
 
 
 def truncate_prompt(prompt: str) -> str:
-    """Silently cut a prompt to 5000 units, a CJK character counting 2 (API.md §2, ours)."""
+    """Silently cut a prompt to 5000 units, a CJK character counting 2 (API.md §2, ours).
+
+    Every character is at least one unit, so only the first 5000 characters can survive: the
+    scan never looks further, whatever the prompt's length."""
     units = 0
-    for i, ch in enumerate(prompt):
+    for i, ch in enumerate(prompt[: MAX_PROMPT_UNITS + 1]):
         units += 2 if _is_wide(ch) else 1
         if units > MAX_PROMPT_UNITS:
             return prompt[:i]

@@ -37,6 +37,7 @@ from server.media import (
     FIRST_FRAME_RULE,
     R2V_REFERENCE_RULE,
     ImageInfo,
+    ImageRule,
     MediaFetcher,
     VideoInfo,
     inspect_image,
@@ -48,6 +49,12 @@ log = logging.getLogger(__name__)
 
 MAX_EDIT_OUTPUT_S = 15.0
 LIST_WINDOW_S = 24 * 3600
+# The rule each image is checked against, by task family and media type (API.md §2).
+IMAGE_RULES: dict[tuple[TaskFamily, str], ImageRule] = {
+    (TaskFamily.I2V, "first_frame"): FIRST_FRAME_RULE,
+    (TaskFamily.R2V, "reference_image"): R2V_REFERENCE_RULE,
+    (TaskFamily.VIDEO_EDIT, "reference_image"): EDIT_REFERENCE_RULE,
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ class TaskService:
             spec=self._job_spec(spec, req, list(inputs), media),
             workspace=ctx.workspace,
             submit_time=submit_time,
-            orig_prompt=req.orig_prompt,
+            orig_prompt=req.prompt,
         )
         limits = Limits.from_quota(ctx.tenant.quota, queue_depth=self.settings.max_queue_depth)
         try:
@@ -142,11 +149,7 @@ class TaskService:
                 data,
                 await asyncio.to_thread(inspect_video, data, EDIT_VIDEO_RULE, field=item.field),
             )
-        rule = {
-            (TaskFamily.I2V, "first_frame"): FIRST_FRAME_RULE,
-            (TaskFamily.R2V, "reference_image"): R2V_REFERENCE_RULE,
-            (TaskFamily.VIDEO_EDIT, "reference_image"): EDIT_REFERENCE_RULE,
-        }[(family, item.type)]
+        rule = IMAGE_RULES[(family, item.type)]
         info = await asyncio.to_thread(
             inspect_image, data, rule, field=item.field, max_pixels=self.settings.max_image_pixels
         )

@@ -52,7 +52,9 @@ POLICY_PURPOSE = "upload-policy"
 TENANT_PURPOSE = "upload-tenant"
 _TENANT_DIGEST_CHARS = 22
 _MB = 1024 * 1024
-_FORM_SLACK_BYTES = 64 * 1024
+# Room for the form's other fields and part headers beside the file.
+FORM_SLACK_BYTES = 64 * 1024
+UPLOAD_PATH = "/api/v1/uploads/oss"
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[\w.+-]{1,127}$")
 _REQUIRED_FIELDS = ("OSSAccessKeyId", "Signature", "policy", "key")
 
@@ -122,7 +124,7 @@ class UploadService:
             "policy": policy,
             "signature": self.signer.sign(POLICY_PURPOSE, policy),
             "upload_dir": upload_dir,
-            "upload_host": f"{self.settings.base_url}/api/v1/uploads/oss",
+            "upload_host": f"{self.settings.base_url}{UPLOAD_PATH}",
             "expire_in_seconds": self.policy_ttl_s,
             "max_file_size_mb": self.settings.max_upload_mb,
             "capacity_limit_mb": self.settings.max_upload_mb * 100,
@@ -263,14 +265,14 @@ def get_policy(request: Request, action: str = "", model: str = "") -> dict[str,
     return {"request_id": request_id(request), "data": _uploads(request).issue_policy(tenant, model)}
 
 
-@router.post("/api/v1/uploads/oss")
+@router.post(UPLOAD_PATH)
 async def upload(request: Request) -> Response:
     """The SDK's multipart upload (no Authorization: the policy signature is the credential)."""
     uploads = _uploads(request)
     started = uploads.now()
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > uploads.max_bytes + _FORM_SLACK_BYTES:
-        uploads.check_size(int(declared) - _FORM_SLACK_BYTES)
+    if declared.isdigit() and int(declared) > uploads.max_bytes + FORM_SLACK_BYTES:
+        uploads.check_size(int(declared) - FORM_SLACK_BYTES)
     try:
         form = await request.form(max_files=1, max_fields=32)
     except HTTPException as exc:  # Starlette's answer to a malformed multipart body

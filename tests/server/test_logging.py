@@ -92,6 +92,24 @@ def test_secrets_are_redacted(log_stream: io.StringIO) -> None:
     assert "sig=***" in access["message"] and "expires=9" in access["message"]
 
 
+def test_a_long_traceback_keeps_the_exception(log_stream: io.StringIO) -> None:
+    cause: Exception | None = None
+    for layer in range(100):  # a chain of causes: a traceback far longer than one log field
+        try:
+            raise ValueError(f"layer {layer}") from cause
+        except ValueError as exc:
+            cause = exc
+    try:
+        raise KeyError("the-missing-key sk-secret-in-message") from cause
+    except KeyError:
+        logging.getLogger("paddock.test").exception("unhandled error")
+    (line,) = lines(log_stream)
+    assert line["error_type"] == "KeyError"
+    assert "the-missing-key" in line["error"] and "sk-secret" not in line["error"]
+    assert line["exc"].rstrip().endswith("KeyError: 'the-missing-key sk-***'")
+    assert line["exc"].startswith("<truncated ")
+
+
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "task-id abc desk-lamp https://example.com/a.png?w=1"
     assert redact(text) == text

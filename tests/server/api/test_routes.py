@@ -131,6 +131,41 @@ async def test_malformed_json(client: httpx.AsyncClient) -> None:
     assert_error(response, 400, "InvalidParameter", "not valid JSON")
 
 
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ('"duration":NaN', "parameters.duration must be an integer, got NaN"),
+        ('"duration":Infinity', "parameters.duration must be an integer, got Infinity"),
+        ('"seed":-Infinity', "parameters.seed must be an integer, got -Infinity"),
+        ('"seed":1e400', "parameters.seed must be an integer, got Infinity"),
+        ('"duration":-1e400', "parameters.duration must be an integer"),
+        ('"seed":' + "9" * 5000, "parameters.seed must be between 0 and 2147483647, got a 5000-digit number"),
+        ('"duration":' + "1" * 40, "parameters.duration must be between 3 and 15"),
+    ],
+)
+async def test_malformed_numbers_name_the_field(client: httpx.AsyncClient, raw: str, fragment: str) -> None:
+    body = '{"model":"happyhorse-1.0-t2v","input":{"prompt":"x"},"parameters":{' + raw + "}}"
+    response = await client.post(CREATE, content=body.encode(), headers=headers())
+    assert_error(response, 400, "InvalidParameter", fragment)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+async def test_deep_nesting_is_a_400(client: httpx.AsyncClient, depth: int) -> None:
+    body = b"[" * depth + b"]" * depth
+    response = await client.post(CREATE, content=body, headers=headers())
+    assert_error(response, 400, "InvalidParameter", "nested")
+
+
+async def test_prompt_is_cut_before_it_is_stored(app_factory: Callable[..., FastAPI]) -> None:
+    app = app_factory()
+    async with facade(app) as client:
+        body = {"model": "happyhorse-1.0-t2v", "input": {"prompt": "ab" * 1_000_000}}
+        created = await client.post(CREATE, json=body, headers=headers())
+        assert created.status_code == 200
+        record = await app.state.services.queue.get(created.json()["output"]["task_id"])
+    assert len(record.spec.prompt) == 5000 and record.orig_prompt == record.spec.prompt
+
+
 async def test_empty_model_and_input(client: httpx.AsyncClient) -> None:
     assert_error(
         await client.post(CREATE, json={"input": {"prompt": "x"}}, headers=headers()),
@@ -272,7 +307,15 @@ async def test_list_body_shape(client: httpx.AsyncClient) -> None:
 
 async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/api/v1/nothing", headers=headers()), 404, "NotFound")
-    assert_error(await client.get(CREATE, headers=headers()), 405, "MethodNotAllowed")
+    not_allowed = await client.get(CREATE, headers=headers())
+    assert_error(not_allowed, 405, "MethodNotAllowed")
+    assert not_allowed.headers["allow"] == "POST"
+
+
+async def test_trailing_slash_never_echoes_the_host(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/tasks/", headers={**headers(), "Host": "evil.example"})
+    assert "location" not in response.headers
+    assert_error(response, 404, "NotFound")
 
 
 async def test_internal_error_has_no_stack_trace(app_factory: Callable[..., FastAPI]) -> None:
