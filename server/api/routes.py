@@ -72,7 +72,7 @@ async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
 @router.get("/tasks")
 async def list_tasks(request: Request) -> JSONResponse:
     tenant = authenticate(request)
-    records, total, page_no, page_size = await task_service(request).list(
+    records, total, page_no, page_size = await task_service(request).list_tasks(
         tenant, dict(request.query_params), workspace(request)
     )
     return JSONResponse(schemas.list_body(request_id(request), records, total, page_no, page_size))

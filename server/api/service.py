@@ -244,7 +244,7 @@ class TaskService:
             "Failed to cancel the task, please confirm if the task is in PENDING status."
         )
 
-    async def list(
+    async def list_tasks(
         self, tenant: Tenant, query: dict[str, str], workspace: str | None
     ) -> tuple[list[TaskRecord], int, int, int]:
         """One page of the tenant's tasks (API.md §3 list): records, total, page_no, page_size."""
@@ -274,7 +274,7 @@ class TaskService:
             task_id=query.get("task_id") or None,
             workspace=workspace,
         )
-        records, total = await self.queue.list(tenant.id, filters, page_no, page_size)
+        records, total = await self.queue.list_tasks(tenant.id, filters, page_no, page_size)
         return records, total, page_no, page_size
 
 

@@ -97,10 +97,12 @@ class TaskQueue(Protocol):
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when it never existed or has expired (TTL)."""
 
-    async def list(
+    async def list_tasks(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s records matching `filters`, newest first, and the total count."""
+        """One page of `tenant`'s records matching `filters`, newest first, and the total count.
+
+        Costs a page, not the tenant's whole history: both backends read an index."""
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """PENDING → CANCELED and remove the job from the queue, atomically with `claim`:

@@ -10,6 +10,7 @@ covers both.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import copy
 import itertools
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CLAIM_TIMEOUT_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEAD_LETTERS_KEPT = 10_000
+_LAST = "\U0010ffff"  # sorts after every task id: (t, _LAST) is past every entry at time t
 
 
 def matches(record: TaskRecord, filters: TaskFilter) -> bool:
@@ -86,6 +88,9 @@ class MemoryTaskQueue:
         self._janitor = Janitor(claim_timeout_s)
         self._max_attempts = max(1, max_attempts)
         self._records: dict[str, TaskRecord] = {}
+        # The list index: per tenant, (submit_time, task_id) in order; all tasks in arrival order.
+        self._by_tenant: dict[str, list[tuple[float, str]]] = {}
+        self._arrivals: deque[tuple[float, str]] = deque()
         self._lost: dict[str, int] = {}
         self._pending: dict[str, deque[str]] = {}  # tenant -> waiting task ids, oldest first
         self._rotation: dict[str, float] = {}  # tenant with waiting ids -> rotation score
@@ -121,6 +126,10 @@ class MemoryTaskQueue:
         self._lost.pop(task_id, None)
         if record is not None:
             self._running.get(record.tenant, set()).discard(task_id)
+            index = self._by_tenant.get(record.tenant, [])
+            at = bisect.bisect_left(index, (record.submit_time, task_id))
+            if at < len(index) and index[at][1] == task_id:
+                del index[at]
         for entry in [e for e, held in self._held.items() if held.task_id == task_id]:
             del self._held[entry]
 
@@ -242,7 +251,10 @@ class MemoryTaskQueue:
             self._caps.pop(tenant, None)
         else:
             self._caps[tenant] = limits.running
+        self._purge_expired(time.time())
         self._records[record.task_id] = copy.deepcopy(record)
+        bisect.insort(self._by_tenant.setdefault(tenant, []), (record.submit_time, record.task_id))
+        self._arrivals.append((record.submit_time, record.task_id))
         self._pending.setdefault(tenant, deque()).append(record.task_id)
         # Joins just before the most recently served tenant (see redis_scripts.SUBMIT).
         self._rotation.setdefault(tenant, self._seq - 0.5)
@@ -253,16 +265,42 @@ class MemoryTaskQueue:
         record = self._live(task_id)
         return copy.deepcopy(record) if record is not None else None
 
-    async def list(
+    async def list_tasks(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s matching records, newest first, and the total count."""
+        """One page of `tenant`'s matching records, newest first, and the total count, from the
+        tenant's time index: a page without filters costs the page; filters scan the window."""
         now = time.time()
-        for task_id in [t for t, r in self._records.items() if self._expired(r, now)]:
-            self._drop(task_id)
-        found = [r for r in self._records.values() if r.tenant == tenant and matches(r, filters)]
-        found.sort(key=lambda r: r.submit_time, reverse=True)
-        return [copy.deepcopy(r) for r in page_of(found, page_no, page_size)], len(found)
+        self._purge_expired(now)
+        index = self._by_tenant.get(tenant, [])
+        # Live records were submitted after now - ttl (see `_expired`).
+        first = max(
+            bisect.bisect_left(index, (filters.start_time, "")),
+            bisect.bisect_right(index, (now - self._ttl_s, _LAST)),
+        )
+        end = bisect.bisect_right(index, (filters.end_time, _LAST))
+        offset = (page_no - 1) * page_size
+        unfiltered = filters == TaskFilter(filters.start_time, filters.end_time)
+        if unfiltered:
+            chosen = index[max(first, end - offset - page_size) : max(first, end - offset)]
+            page = [self._records[task_id] for _, task_id in reversed(chosen)]
+            total = max(0, end - first)
+        else:
+            found = [
+                record
+                for _, task_id in reversed(index[first:end])
+                if (record := self._records.get(task_id)) is not None and matches(record, filters)
+            ]
+            page, total = page_of(found, page_no, page_size), len(found)
+        return [copy.deepcopy(r) for r in page], total
+
+    def _purge_expired(self, now: float) -> None:
+        """Drop expired records, oldest arrivals first (records arrive about in submit order)."""
+        while self._arrivals and self._arrivals[0][0] + self._ttl_s <= now:
+            _, task_id = self._arrivals.popleft()
+            record = self._records.get(task_id)
+            if record is not None and self._expired(record, now):
+                self._drop(task_id)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """PENDING → CANCELED and drop the id from its tenant's FIFO; None if not PENDING."""

@@ -6,7 +6,10 @@ Layout (every key under `prefix`, default `paddock:`; scripts in `redis_scripts.
                                  (current stream entry id), lost (attempts whose worker died), and
                                  the mutable record fields; PEXPIREAT submit_time + ttl (HSET keeps
                                  an existing TTL, so updates never extend it).
-    {p}tenant:{tenant}    zset   task ids by submit_time: the list index, trimmed to the TTL window.
+    {p}tenant:{tenant}    zset   task ids by submit_time: the list index, trimmed to the TTL window;
+    {p}tenant:{tenant}:status:{status}, ...:model:{model}, ...:ws:{workspace}
+                          zset   the same for each status, model and workspace: a filtered page is a
+                                 ZREVRANGEBYSCORE ... LIMIT over one index or their intersection.
     {p}pending:{tenant}   list   PENDING task ids, oldest first (release pushes to the front).
     {p}rotation           zset   tenants with pending ids, by when they were last served.
     {p}seq                string the served counter behind the rotation's scores.
@@ -74,6 +77,10 @@ TASK_KEY = "{p}task:{task_id}"
 STREAM_KEY = "{p}jobs"
 GROUP_NAME = "{p}workers"
 TENANT_KEY = "{p}tenant:{tenant}"
+STATUS_INDEX = "{p}tenant:{tenant}:status:{status}"
+MODEL_INDEX = "{p}tenant:{tenant}:model:{model}"
+WORKSPACE_INDEX = "{p}tenant:{tenant}:ws:{workspace}"
+LIST_SCRATCH = "{p}tenant:{tenant}:scratch"
 PENDING_KEY = "{p}pending:{tenant}"
 QUOTA_KEY = "{p}quota:{tenant}"
 BUCKET_KEY = "{p}bucket:{tenant}"
@@ -188,7 +195,7 @@ class RedisTaskQueue:
         self._group_ready = False
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
-            for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH")
+            for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH", "LIST")
         }
 
     @classmethod
@@ -242,7 +249,10 @@ class RedisTaskQueue:
             self._key(BUCKET_KEY, tenant=tenant),
             self._key(QUOTA_KEY, tenant=tenant),
             self._key(SEQ_KEY),
+            self._key(MODEL_INDEX, tenant=tenant, model=record.model),
         ]
+        if record.workspace is not None:
+            keys.append(self._key(WORKSPACE_INDEX, tenant=tenant, workspace=record.workspace))
         mutable = {name: getattr(record, name) for name in _MUTABLE}
         args = [
             record.task_id,
@@ -268,23 +278,36 @@ class RedisTaskQueue:
         """The record, or None when unknown or expired."""
         return _to_record(await self._redis.hgetall(self._key(TASK_KEY, task_id=task_id)))
 
-    async def list(
+    async def list_tasks(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s matching records, newest first, and the total count."""
-        ids = await self._redis.zrevrangebyscore(
-            self._key(TENANT_KEY, tenant=tenant), filters.end_time, filters.start_time
-        )
+        """One page of `tenant`'s matching records, newest first, and the total count: read from
+        the indexes, then only the page's records are fetched."""
         if filters.task_id is not None:
-            ids = [i for i in ids if i == filters.task_id]
+            record = await self.get(filters.task_id)
+            mine = record is not None and record.tenant == tenant and matches(record, filters)
+            found = [record] if mine and record is not None else []
+            return page_of(found, page_no, page_size), len(found)
+        keys = [self._key(TENANT_KEY, tenant=tenant)]
+        if filters.status is not None:
+            keys.append(self._key(STATUS_INDEX, tenant=tenant, status=filters.status.value))
+        if filters.model is not None:
+            keys.append(self._key(MODEL_INDEX, tenant=tenant, model=filters.model))
+        if filters.workspace is not None:
+            keys.append(self._key(WORKSPACE_INDEX, tenant=tenant, workspace=filters.workspace))
+        # Entries of records past their TTL may linger until the next submit trims them.
+        low = max(filters.start_time, time.time() - self._ttl_s)
+        offset = (page_no - 1) * page_size
+        floor = f"({low!r}" if low > filters.start_time else repr(low)
+        args = [floor, repr(filters.end_time), offset, page_size]
+        total, ids = await self._run("LIST", [*keys, self._key(LIST_SCRATCH, tenant=tenant)], args)
+        if not ids:
+            return [], int(total)
         pipe = self._redis.pipeline(transaction=False)
         for task_id in ids:
             pipe.hgetall(self._key(TASK_KEY, task_id=task_id))
-        rows = await pipe.execute() if ids else []
-        found = [
-            r for r in map(_to_record, rows) if r is not None and r.tenant == tenant and matches(r, filters)
-        ]
-        return page_of(found, page_no, page_size), len(found)
+        records = [r for r in map(_to_record, await pipe.execute()) if r is not None and r.tenant == tenant]
+        return records, int(total)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """PENDING → CANCELED, removing the id from its tenant's list; None if not PENDING."""

@@ -11,9 +11,24 @@ from __future__ import annotations
 # Shared helpers, prepended to the scripts that start or end attempts.
 _HELPERS = """
 local P = ARGV[1]
+local function set_status(h, new)
+  -- Every status change goes through here, so the per-status list index never drifts.
+  local old = redis.call('HGET', h, 'status')
+  redis.call('HSET', h, 'status', new)
+  if old == new then return end
+  local id, t = redis.call('HGET', h, 'id'), redis.call('HGET', h, 'tenant')
+  local score = redis.call('HGET', h, 'submit')
+  if not (id and t and score) then return end  -- a record written before the index existed
+  local base = P .. 'tenant:' .. t .. ':status:'
+  if old then redis.call('ZREM', base .. old, id) end
+  redis.call('ZADD', base .. new, score, id)
+  local left = redis.call('PTTL', h)
+  if redis.call('PTTL', base .. new) < left then redis.call('PEXPIRE', base .. new, left) end
+end
 local function start_attempt(h, entry, now)
   redis.call('HINCRBY', h, 'attempt', 1)
-  redis.call('HSET', h, 'status', 'RUNNING', 'scheduled_time', now, 'entry', entry)
+  set_status(h, 'RUNNING')
+  redis.call('HSET', h, 'scheduled_time', now, 'entry', entry)
   redis.call('HDEL', h, 'progress_step', 'progress_total')
   local row = redis.call('HGETALL', h)
   table.insert(row, 1, 'claim')
@@ -42,7 +57,8 @@ local function drop_entry(stream, group, entry)
 end
 """
 
-# KEYS: hash, tenant index zset, pending list, rotation zset, rate bucket, quota hash, seq.
+# KEYS: hash, tenant index zset, pending list, rotation zset, rate bucket, quota hash, seq, then
+# the model index and (when the task has one) the workspace index.
 # ARGV: prefix, task_id, expire_at_ms, score, trim_before, now_ms, tenant, rate, running cap,
 # pending cap, depth cap, ttl_ms, json, field/value pairs...
 # Admission order: duplicate, global depth, tenant pending, then the rate bucket, so that a
@@ -75,12 +91,22 @@ if rate then
   redis.call('HSET', KEYS[5], 'tokens', tostring(tokens - 1), 'ts', ARGV[6])
   redis.call('PEXPIRE', KEYS[5], math.ceil(cap / rate * 1000) + 1000)
 end
-redis.call('HSET', KEYS[1], 'json', ARGV[13], unpack(ARGV, 14))
+redis.call('HSET', KEYS[1], 'json', ARGV[13], 'id', ARGV[2], 'submit', ARGV[4], unpack(ARGV, 14))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+-- The list indexes: every task by submit time, and by model, workspace and status. Entries of
+-- expired records are trimmed here; readers skip any left since (their score is too old).
 local left = math.max(tonumber(ARGV[3]) - tonumber(ARGV[6]), 1)
-if redis.call('PTTL', KEYS[2]) < left then redis.call('PEXPIRE', KEYS[2], left) end
+local function index(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. ARGV[5])
+  redis.call('ZADD', key, ARGV[4], ARGV[2])
+  if redis.call('PTTL', key) < left then redis.call('PEXPIRE', key, left) end
+end
+index(KEYS[2])
+for i = 8, #KEYS do index(KEYS[i]) end
+for _, st in ipairs({'PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED'}) do
+  redis.call('ZREMRANGEBYSCORE', KEYS[2] .. ':status:' .. st, '-inf', '(' .. ARGV[5])
+end
+index(KEYS[2] .. ':status:PENDING')
 redis.call('RPUSH', KEYS[3], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[12])
 if ARGV[9] == '' then redis.call('HDEL', KEYS[6], 'running')
@@ -179,8 +205,8 @@ if st ~= 'RUNNING' or redis.call('HGET', h, 'entry') ~= entry then
 end
 local lost = redis.call('HINCRBY', h, 'lost', 1)
 if lost < tonumber(ARGV[6]) then return start_attempt(h, entry, ARGV[5]) end
-redis.call('HSET', h, 'status', 'FAILED', 'end_time', ARGV[5], 'code', 'InternalError',
-  'message', string.format(ARGV[9], lost))
+set_status(h, 'FAILED')
+redis.call('HSET', h, 'end_time', ARGV[5], 'code', 'InternalError', 'message', string.format(ARGV[9], lost))
 drop_entry(KEYS[1], ARGV[2], entry)
 redis.call('ZREM', rk, id)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*', 'task_id', id, 'tenant', t, 'lost', lost)
@@ -192,15 +218,19 @@ return {'poison', id}
 
 # KEYS: hash. ARGV: prefix, now, task_id. Only PENDING cancels; the id leaves its tenant's list in the
 # same script, so a claim either popped it first (and the task is RUNNING) or never sees it.
-CANCEL = """
+CANCEL = (
+    _HELPERS
+    + """
 if redis.call('HGET', KEYS[1], 'status') ~= 'PENDING' then return {'none'} end
-redis.call('HSET', KEYS[1], 'status', 'CANCELED', 'end_time', ARGV[2])
+set_status(KEYS[1], 'CANCELED')
+redis.call('HSET', KEYS[1], 'end_time', ARGV[2])
 local t = redis.call('HGET', KEYS[1], 'tenant') or ''
-redis.call('LREM', ARGV[1] .. 'pending:' .. t, 1, ARGV[3])
+redis.call('LREM', P .. 'pending:' .. t, 1, ARGV[3])
 local row = redis.call('HGETALL', KEYS[1])
 table.insert(row, 1, 'ok')
 return row
 """
+)
 
 # KEYS: hash, stream, rotation zset. ARGV: prefix, attempt, mode, group, entry id, consumer,
 # task_id, ttl_ms, field/value pairs... Every worker write goes through this fence: the record
@@ -213,7 +243,14 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'RUNNING'
   return {'fenced'}
 end
 local mode = ARGV[3]
-if #ARGV > 8 then redis.call('HSET', KEYS[1], unpack(ARGV, 9)) end
+if #ARGV > 8 then
+  local fields = {}
+  for i = 9, #ARGV, 2 do
+    if ARGV[i] == 'status' then set_status(KEYS[1], ARGV[i + 1])
+    else table.insert(fields, ARGV[i]); table.insert(fields, ARGV[i + 1]) end
+  end
+  if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+end
 if mode == 'heartbeat' then
   -- min-idle 0 + JUSTID: resets the entry's idle time without bumping its delivery count.
   redis.call('XCLAIM', KEYS[2], ARGV[4], ARGV[6], 0, ARGV[5], 'JUSTID')
@@ -244,4 +281,26 @@ for _, t in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   total = total + redis.call('LLEN', ARGV[1] .. 'pending:' .. t)
 end
 return total
+"""
+
+# KEYS: the index zsets to intersect (the tenant's, then status/model/workspace ones), then a
+# scratch key. ARGV: prefix, min score (exclusive form allowed), max score, offset, count.
+# One page of ids, newest first, and the total: ZREVRANGEBYSCORE ... LIMIT on the single index
+# or on their intersection, so a page costs a page whatever the tenant has stored.
+LIST = """
+local n = #KEYS - 1
+local src = KEYS[1]
+if n > 1 then
+  -- Score of the intersection = the first index's score (submit time): weights 1, 0, 0...
+  local args = {KEYS[n + 1], n}
+  for i = 1, n do table.insert(args, KEYS[i]) end
+  table.insert(args, 'WEIGHTS')
+  for i = 1, n do table.insert(args, i == 1 and 1 or 0) end
+  redis.call('ZINTERSTORE', unpack(args))
+  src = KEYS[n + 1]
+end
+local total = redis.call('ZCOUNT', src, ARGV[2], ARGV[3])
+local ids = redis.call('ZREVRANGEBYSCORE', src, ARGV[3], ARGV[2], 'LIMIT', ARGV[4], ARGV[5])
+if n > 1 then redis.call('DEL', src) end
+return {total, ids}
 """

@@ -263,7 +263,7 @@ async def test_ttl_expiry(make_queue: QueueFactory) -> None:
     await asyncio.sleep(0.9)
     assert await queue.get(kept.task_id) is None
     assert await queue.get(running.task_id) is None
-    assert await queue.list("t1", window(), 1, 10) == ([], 0)
+    assert await queue.list_tasks("t1", window(), 1, 10) == ([], 0)
     assert await queue.cancel(kept.task_id) is None
 
 
@@ -280,12 +280,12 @@ async def test_list_filters_and_paging(queue: TaskQueue) -> None:
     claim = await claim_now(queue)  # recs[0] → RUNNING
     newest_first = [r.task_id for r in reversed(recs)]
 
-    page, total = await queue.list("t1", window(), 1, 10)
+    page, total = await queue.list_tasks("t1", window(), 1, 10)
     assert ([r.task_id for r in page], total) == (newest_first, 5)
-    assert (await queue.list("t2", window(), 1, 10))[1] == 1
-    assert await queue.list("nobody", window(), 1, 10) == ([], 0)
+    assert (await queue.list_tasks("t2", window(), 1, 10))[1] == 1
+    assert await queue.list_tasks("nobody", window(), 1, 10) == ([], 0)
 
-    pages = [await queue.list("t1", window(), n, 2) for n in (1, 2, 3, 4)]
+    pages = [await queue.list_tasks("t1", window(), n, 2) for n in (1, 2, 3, 4)]
     assert [[r.task_id for r in p] for p, _ in pages] == [
         newest_first[:2],
         newest_first[2:4],
@@ -295,14 +295,40 @@ async def test_list_filters_and_paging(queue: TaskQueue) -> None:
     assert {t for _, t in pages} == {5}
 
     ids = lambda result: [r.task_id for r in result[0]]  # noqa: E731
-    assert ids(await queue.list("t1", window(status=TaskStatus.RUNNING), 1, 10)) == [claim.task_id]
-    assert ids(await queue.list("t1", window(model="m-a"), 1, 10)) == [recs[3].task_id, recs[1].task_id]
-    assert ids(await queue.list("t1", window(workspace="ws"), 1, 10)) == newest_first[2:]
-    assert ids(await queue.list("t1", window(task_id=recs[2].task_id), 1, 10)) == [recs[2].task_id]
-    other = (await queue.list("t2", window(), 1, 1))[0][0].task_id
-    assert await queue.list("t1", window(task_id=other), 1, 10) == ([], 0)
+    assert ids(await queue.list_tasks("t1", window(status=TaskStatus.RUNNING), 1, 10)) == [claim.task_id]
+    assert ids(await queue.list_tasks("t1", window(model="m-a"), 1, 10)) == [recs[3].task_id, recs[1].task_id]
+    assert ids(await queue.list_tasks("t1", window(workspace="ws"), 1, 10)) == newest_first[2:]
+    assert ids(await queue.list_tasks("t1", window(task_id=recs[2].task_id), 1, 10)) == [recs[2].task_id]
+    other = (await queue.list_tasks("t2", window(), 1, 1))[0][0].task_id
+    assert await queue.list_tasks("t1", window(task_id=other), 1, 10) == ([], 0)
     inclusive = TaskFilter(start_time=base + 1, end_time=base + 3)
-    assert ids(await queue.list("t1", inclusive, 1, 10)) == newest_first[1:4]
+    assert ids(await queue.list_tasks("t1", inclusive, 1, 10)) == newest_first[1:4]
+
+
+async def test_status_filter_follows_every_transition(queue: TaskQueue) -> None:
+    recs = [record() for _ in range(5)]
+    for rec in recs:
+        await queue.submit(rec)
+    claims = [await claim_now(queue) for _ in range(3)]
+    assert await queue.complete(claims[0], result_key="k", usage=USAGE, orig_prompt="p")
+    assert await queue.fail(claims[1], code="InternalError.Algo", message="boom")
+    await queue.release(claims[2])
+    assert await queue.cancel(recs[3].task_id) is not None
+
+    async def with_status(status: TaskStatus) -> set[str]:
+        page, total = await queue.list_tasks("t1", window(status=status), 1, 10)
+        assert total == len(page)
+        return {r.task_id for r in page}
+
+    assert await with_status(TaskStatus.SUCCEEDED) == {claims[0].task_id}
+    assert await with_status(TaskStatus.FAILED) == {claims[1].task_id}
+    assert await with_status(TaskStatus.PENDING) == {claims[2].task_id, recs[4].task_id}
+    assert await with_status(TaskStatus.CANCELED) == {recs[3].task_id}
+    assert await with_status(TaskStatus.RUNNING) == set()
+    again = await claim_now(queue)  # the released job, taken again
+    assert await with_status(TaskStatus.RUNNING) == {again.task_id}
+    both = TaskFilter(start_time=time.time() - 60, end_time=time.time() + 60, status=TaskStatus.PENDING)
+    assert (await queue.list_tasks("t1", dataclasses.replace(both, model="other"), 1, 10)) == ([], 0)
 
 
 # -- depth and redis specifics ------------------------------------------------------------------
@@ -358,6 +384,23 @@ async def test_redis_claim_skips_expired_record(redis_only: tuple[RedisTaskQueue
     raw.delete(f"paddock:task:{gone.task_id}")  # as if its TTL ran out while queued
     assert (await claim_now(queue)).task_id == live.task_id
     assert raw.xlen("paddock:jobs") == 1  # only the live job's (pending) entry is left
+
+
+@pytest.mark.redis
+async def test_redis_page_reads_only_the_page(redis_only: tuple[RedisTaskQueue, redis.Redis]) -> None:
+    queue, raw = redis_only
+    now = time.time()
+    for i in range(2000):
+        await queue.submit(record(submit_time=now - 2000 + i, workspace="ws" if i % 2 else None))
+    raw.config_resetstat()
+    page, total = await queue.list_tasks("t1", window(), 3, 10)
+    filtered, filtered_total = await queue.list_tasks("t1", window(workspace="ws"), 1, 10)
+    stats = raw.info("commandstats")
+    assert (len(page), total, len(filtered), filtered_total) == (10, 2000, 10, 1000)
+    # Two pages: 20 record reads, not 3,000.
+    assert stats["cmdstat_hgetall"]["calls"] == 20
+    assert [r.submit_time for r in page] == sorted((r.submit_time for r in page), reverse=True)
+    assert page[0].submit_time == pytest.approx(now - 2000 + 1979)
 
 
 # -- factory ------------------------------------------------------------------------------------

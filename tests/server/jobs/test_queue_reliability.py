@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from server.api.app import create_app
-from server.jobs import Claim, Limits, QuotaExceeded, RedisTaskQueue, TaskQueue, make_task_queue
+from server.jobs import Claim, Limits, QuotaExceeded, RedisTaskQueue, TaskFilter, TaskQueue, make_task_queue
 from server.jobs.job import TaskStatus
 from server.keys import KeyRing, Tenant
 from tests.chaos.redis_proc import RedisProcess
@@ -80,6 +80,9 @@ async def test_dead_claim_is_reclaimed_then_poisoned(make_rq: QueueMaker) -> Non
     assert failed.code == "InternalError" and "crashed its worker 2 times" in (failed.message or "")
     assert await queue.dead_letters() == [rec.task_id]
     assert await queue.failures(since=0) == {"InternalError": 1}  # the operators' view counts it
+    now = time.time()
+    failed_page, _ = await queue.list_tasks("t1", TaskFilter(now - 60, now + 60, TaskStatus.FAILED), 1, 10)
+    assert [r.task_id for r in failed_page] == [rec.task_id]
     assert not await queue.complete(second, result_key="late", usage=USAGE, orig_prompt="p")
     assert not await queue.fail(second, code="InternalError", message="late")
     assert await queue.get(rec.task_id) == failed
