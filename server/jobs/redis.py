@@ -46,7 +46,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -452,7 +452,8 @@ class RedisTaskQueue:
         now = time.time()
         live: dict[str, frozenset[str]] = {}
         stale = []
-        for worker, raw in (await self._redis.hgetall(key)).items():
+        presence = cast("dict[str, str]", await self._redis.hgetall(key))
+        for worker, raw in presence.items():
             entry = json.loads(raw)
             if entry["until"] > now:
                 live[worker] = frozenset(entry["models"])
@@ -465,7 +466,8 @@ class RedisTaskQueue:
     async def running(self) -> dict[str, int]:
         """Claimed jobs whose record is RUNNING, per model: the stream holds only claimed jobs
         (commits and releases XDEL theirs)."""
-        task_ids = {fields[STREAM_FIELD] for _id, fields in await self._redis.xrange(self._stream)}
+        entries = cast("list[tuple[str, dict[str, str]]]", await self._redis.xrange(self._stream))
+        task_ids = {fields[STREAM_FIELD] for _id, fields in entries}
         pipe = self._redis.pipeline(transaction=False)
         for task_id in task_ids:
             pipe.hmget(self._key(TASK_KEY, task_id=task_id), "json", "status")
@@ -476,7 +478,7 @@ class RedisTaskQueue:
     async def failures(self, since: float) -> dict[str, int]:
         """Entries of the failures stream from `since` on (entry ids are epoch milliseconds), by code."""
         rows = await self._redis.xrange(self._key(FAILURES_KEY), min=f"{int(since * 1000)}-0")
-        return dict(Counter(fields["code"] for _id, fields in rows))
+        return dict(Counter(fields["code"] for _id, fields in cast("list[tuple[str, dict[str, str]]]", rows)))
 
     async def _log_failure(self, model: str, code: str) -> None:
         # After the fenced commit, not inside it: a worker dying in between leaves one failure
