@@ -27,15 +27,16 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 
 from server.api.deps import authenticate, request_id, services
 from server.api.errors import AccessDenied, DashScopeError, InvalidParameter, InvalidURL, empty_model
+from server.api.upload_form import read_upload_form
 from server.storage.base import ObjectNotFound
 from server.storage.local import validate_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from server.config import Settings
     from server.keys import Tenant
     from server.signing import Signer
@@ -135,29 +136,20 @@ class UploadService:
 
     # -- 2. the upload ---------------------------------------------------------------------------
 
-    def check_size(self, size: int, policy: UploadPolicy | None = None) -> None:
-        """`InvalidParameter` when `size` bytes are more than the policy (or setting) allows."""
-        limit = policy.max_bytes if policy is not None else self.max_bytes
-        if size > limit:
-            raise InvalidParameter(
-                f"The file is too large: {size} bytes, at most {limit} bytes ({limit // _MB} MB) allowed."
-            )
-
-    def accept(self, fields: Mapping[str, str], data: bytes, *, now: float | None = None) -> str:
-        """Verify an upload form (as the SDK sends it) and store `data`; returns the form's key.
-
-        `now` is when the request arrived (the policy must be valid then)."""
-        now = self._clock() if now is None else now
+    def accept(self, fields: Mapping[str, str], path: Path, size: int, *, now: float) -> str:
+        """Store an upload (its form's `fields` and the file at `path`, `size` bytes) if the form is
+        valid at `now`, when the request arrived; returns the form's key."""
         policy = self.verify_form(fields, now)
+        if size > policy.max_bytes:  # the streaming reader already cut it off there
+            raise InvalidParameter(f"The file is too large: at most {policy.max_bytes} bytes allowed.")
         key = fields["key"]
-        self.check_size(len(data), policy)
         stored = STORE_PREFIX + key
         if policy.forbid_overwrite == "true" and self.store.exists(stored):
             raise DashScopeError(f"The object {key} already exists.", code="FileAlreadyExists", status=409)
         content_type = fields.get("x-oss-content-type", "")
         if not _CONTENT_TYPE.match(content_type):
             content_type = "application/octet-stream"
-        self.store.put_bytes(stored, data, content_type, now + self.settings.upload_ttl_s)
+        self.store.put_file(stored, path, content_type, now + self.settings.upload_ttl_s)
         return key
 
     def verify_form(self, fields: Mapping[str, str], now: float) -> UploadPolicy:
@@ -267,32 +259,20 @@ def get_policy(request: Request, action: str = "", model: str = "") -> dict[str,
 
 @router.post(UPLOAD_PATH)
 async def upload(request: Request) -> Response:
-    """The SDK's multipart upload (no Authorization: the policy signature is the credential)."""
+    """The SDK's multipart upload (no Authorization: the policy signature is the credential).
+
+    The form is read as it streams: a forged, expired or foreign form is refused when the file
+    part begins, before any of the file is read (`upload_form.read_upload_form`)."""
     uploads = _uploads(request)
     started = uploads.now()
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > uploads.max_bytes + FORM_SLACK_BYTES:
-        uploads.check_size(int(declared) - FORM_SLACK_BYTES)
-    try:
-        form = await request.form(max_files=1, max_fields=32)
-    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
-        raise InvalidParameter(f"The upload is not a valid multipart form: {exc.detail}") from exc
-    try:
-        fields: dict[str, str] = {}
-        for name, value in form.multi_items():
-            if isinstance(value, str):
-                fields.setdefault(name, value)
-        part = form.get("file")
-        if not isinstance(part, UploadFile):
-            raise InvalidParameter("The upload form has no file part named 'file'.")
-        uploads.verify_form(fields, started)  # refuse before reading the file into memory
-        if part.size is not None:
-            uploads.check_size(part.size)
-        data = await part.read()
-        key = await run_in_threadpool(uploads.accept, fields, data, now=started)
-    finally:
-        await form.close()
-    return _upload_response(request, key, fields.get("success_action_status", ""))
+
+    def admit(fields: dict[str, str]) -> int:
+        return uploads.verify_form(fields, started).max_bytes
+
+    content_type = request.headers.get("content-type", "")
+    async with read_upload_form(request.stream(), content_type, admit=admit) as form:
+        key = await run_in_threadpool(uploads.accept, form.fields, form.path, form.size, now=started)
+    return _upload_response(request, key, form.fields.get("success_action_status", ""))
 
 
 def _upload_response(request: Request, key: str, status: str) -> Response:
