@@ -7,16 +7,11 @@ and a RayService whose serve config names what the values say.
 from __future__ import annotations
 
 import base64
-import re
-import socket
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import yaml
 
 from model.parallel import world_size
@@ -38,7 +33,7 @@ from tests.deploy.helm import (
     serve_config,
     values_of,
 )
-from tests.live_server import free_port
+from tests.deploy.redis_config import redis_bytes, redis_config_with
 
 pytestmark = needs_helm
 
@@ -260,9 +255,9 @@ def test_in_cluster_redis_is_durable(values: str, sets: tuple[str, ...]) -> None
     docs = render(values, sets)
     (pod,) = pods_of(docs, "redis")
     args = pod.container("redis")["args"]
-    config = _run_redis_with(args)
+    config = redis_config_with(args)
     assert config["appendonly"] == "yes" and config["maxmemory-policy"] == "noeviction"
-    assert config["maxmemory"] == str(_bytes(values_of(values)["queue"]["redis"]["maxmemory"]))
+    assert config["maxmemory"] == str(redis_bytes(values_of(values)["queue"]["redis"]["maxmemory"]))
     statefulset = one(docs, "StatefulSet", "-redis")
     persistent = values_of(values)["queue"]["redis"]["persistence"]["enabled"]
     assert bool(statefulset["spec"].get("volumeClaimTemplates")) == persistent
@@ -270,49 +265,6 @@ def test_in_cluster_redis_is_durable(values: str, sets: tuple[str, ...]) -> None
 
 def test_production_uses_no_in_cluster_redis() -> None:
     assert not pods_of(render("production"), "redis")
-
-
-def _bytes(quantity: str) -> int:
-    """Redis's memory units: k, m, g are powers of 1000; kb, mb, gb powers of 1024."""
-    match = re.fullmatch(r"(\d+)([kmg])(b?)", quantity.lower())
-    assert match, quantity
-    number, unit, binary = match.groups()
-    return int(number) * (1024 if binary else 1000) ** ("kmg".index(unit) + 1)
-
-
-def _run_redis_with(args: list[str]) -> dict[str, str]:
-    """Start redis-server with `args` (its --dir moved to a temp folder) on a free port; return
-    the settings it runs with."""
-    args = list(args)
-    with tempfile.TemporaryDirectory() as tmp:
-        if "--dir" in args:
-            args[args.index("--dir") + 1] = tmp
-        port = free_port()
-        proc = subprocess.Popen(
-            ["redis-server", *args, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-        )
-        client = redis.Redis(port=port, decode_responses=True, socket_connect_timeout=1)
-        try:
-            _wait_port(port, proc)
-            return {k: str(v) for k, v in client.config_get("*").items()}
-        finally:
-            client.close()
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"redis-server refused its arguments (exit {proc.returncode})"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError("redis-server did not listen")
 
 
 def test_models_config_loads_for_every_values_file() -> None:

@@ -1,0 +1,56 @@
+"""What a real redis-server makes of the arguments a deployment file gives it."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+from tests.live_server import free_port
+
+
+def redis_bytes(quantity: str) -> int:
+    """Redis's memory units: k, m, g are powers of 1000; kb, mb, gb powers of 1024."""
+    match = re.fullmatch(r"(\d+)([kmg])(b?)", quantity.lower())
+    assert match, quantity
+    number, unit, binary = match.groups()
+    return int(number) * (1024 if binary else 1000) ** ("kmg".index(unit) + 1)
+
+
+def redis_config_with(args: list[str]) -> dict[str, str]:
+    """Start redis-server with `args` (its --dir moved to a temp folder) on a free port; return
+    the settings it runs with."""
+    args = list(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        if "--dir" in args:
+            args[args.index("--dir") + 1] = tmp
+        port = free_port()
+        proc = subprocess.Popen(
+            ["redis-server", *args, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+        )
+        client = redis.Redis(port=port, decode_responses=True, socket_connect_timeout=1)
+        try:
+            _wait_listening(port, proc)
+            return {k: str(v) for k, v in client.config_get("*").items()}
+        finally:
+            client.close()
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"redis-server refused its arguments (exit {proc.returncode})"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("redis-server did not listen")
