@@ -38,7 +38,11 @@ class Settings(BaseSettings):
     media_allow_hosts: str = ""  # comma-separated hostnames or CIDRs allowed even when not public
     max_image_bytes: int = 20 * 1024 * 1024
     max_video_bytes: int = 100 * 1024 * 1024
-    max_image_pixels: int = 100_000_000
+    # Pixels an input image may have (48 MP phone photos pass). JPEG and PNG are checked in bounded
+    # memory whatever their size; a WebP is decoded in full, so this caps that decode.
+    max_image_pixels: int = 50_000_000
+    # Media checks (decodes) running at once in one facade process, over all requests.
+    max_concurrent_decodes: int = 2
     max_upload_mb: int = 100
     # Largest request body (the upload route has its own limit, max_upload_mb): room for one
     # 20 MB image as a base64 data URI (26.7 MB) and the rest of a create body.

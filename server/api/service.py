@@ -94,6 +94,8 @@ class TaskService:
         self.registry = registry
         self.fetcher = fetcher
         self.uploads = uploads
+        # Bounds what decoding costs the whole process, however many images requests carry.
+        self._decodes = asyncio.Semaphore(max(1, settings.max_concurrent_decodes))
 
     # ------------------------------------------------------------------------------ create
 
@@ -143,17 +145,18 @@ class TaskService:
         is_video = item.type == "video"
         max_bytes = self.settings.max_video_bytes if is_video else self.settings.max_image_bytes
         data = await self._fetch(item, ctx, max_bytes=max_bytes, allow_data_uri=not is_video)
-        if is_video:
-            return _Input(
-                item.type,
+        async with self._decodes:
+            if is_video:
+                video = await asyncio.to_thread(inspect_video, data, EDIT_VIDEO_RULE, field=item.field)
+                return _Input(item.type, data, video)
+            image = await asyncio.to_thread(
+                inspect_image,
                 data,
-                await asyncio.to_thread(inspect_video, data, EDIT_VIDEO_RULE, field=item.field),
+                IMAGE_RULES[(family, item.type)],
+                field=item.field,
+                max_pixels=self.settings.max_image_pixels,
             )
-        rule = IMAGE_RULES[(family, item.type)]
-        info = await asyncio.to_thread(
-            inspect_image, data, rule, field=item.field, max_pixels=self.settings.max_image_pixels
-        )
-        return _Input(item.type, data, info)
+            return _Input(item.type, data, image)
 
     async def _fetch(
         self, item: schemas.MediaItem, ctx: CallContext, *, max_bytes: int, allow_data_uri: bool
