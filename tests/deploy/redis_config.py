@@ -7,6 +7,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -21,9 +23,10 @@ def redis_bytes(quantity: str) -> int:
     return int(number) * (1024 if binary else 1000) ** ("kmg".index(unit) + 1)
 
 
-def redis_config_with(args: list[str]) -> dict[str, str]:
-    """Start redis-server with `args` (its --dir moved to a temp folder) on a free port; return
-    the settings it runs with."""
+@contextmanager
+def redis_server_with(args: list[str]) -> Iterator[str]:
+    """redis-server started with a deployment's `args` (its --dir moved to a temp folder) on a
+    free local port; yields its URL."""
     args = list(args)
     with tempfile.TemporaryDirectory() as tmp:
         if "--dir" in args:
@@ -35,14 +38,22 @@ def redis_config_with(args: list[str]) -> dict[str, str]:
             stderr=subprocess.STDOUT,
             cwd=tmp,
         )
-        client = redis.Redis(port=port, decode_responses=True, socket_connect_timeout=1)
         try:
             _wait_listening(port, proc)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def redis_config_with(args: list[str]) -> dict[str, str]:
+    """The settings redis-server runs with when started with `args`."""
+    with redis_server_with(args) as url:
+        client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=1)
+        try:
             return {k: str(v) for k, v in client.config_get("*").items()}
         finally:
             client.close()
-            proc.terminate()
-            proc.wait(timeout=10)
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:

@@ -1,5 +1,5 @@
-"""`helm test`: the hook Job's own script, run against a real `paddock serve` with the key the
-chart generated, its environment resolved from the rendered Secret as the kubelet would."""
+"""`helm test`: the hook Job's own script, run against a real `paddock serve` on Redis with the key
+the chart generated, its environment resolved from the rendered Secret as the kubelet would."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.deploy.helm import Manifests, find, needs_helm, one, render
-from tests.live_server import paddock_process
+from tests.deploy.live_stack import LiveStack
 
 pytestmark = [
     needs_helm,
@@ -50,7 +50,7 @@ def _run_hook(container: dict[str, Any], env: dict[str, str], tmp: Path) -> subp
 
 
 def test_hook_targets_the_api_service_with_the_generated_key() -> None:
-    docs = render("default")
+    docs = render("default", ("queue.redis.enabled=true",))
     env = _resolved_env(_hook(docs), docs)
     service = one(docs, "Service", "-api")
     assert env["BASE"] == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/api/v1"
@@ -59,17 +59,17 @@ def test_hook_targets_the_api_service_with_the_generated_key() -> None:
     assert env["PADDOCK_API_KEYS"].startswith("sk-paddock-")
 
 
-def test_hook_script_passes_on_a_live_server_and_fails_on_a_bad_key(tmp_path: Path) -> None:
-    docs = render("default")
+def test_hook_script_passes_on_a_live_server_and_fails_on_a_bad_key(
+    live_stack: LiveStack, tmp_path: Path
+) -> None:
+    docs = render("default", ("queue.redis.enabled=true",))
     container = _hook(docs)
-    env = _resolved_env(container, docs)
-    key = env["PADDOCK_API_KEYS"]
-    with paddock_process(tmp_path, keys=[key], env={"OMP_NUM_THREADS": "1"}) as server:
-        env = {**env, "BASE": server.api_url, "TIMEOUT": "150"}
-        done = _run_hook(container, env, tmp_path)
-        assert done.returncode == 0, done.stdout + done.stderr + server.log()[-3000:]
-        assert '"task_status":"SUCCEEDED"' in done.stdout.replace(" ", "")
+    server = live_stack.server
+    env = {**_resolved_env(container, docs), "BASE": server.api_url, "TIMEOUT": "150"}
+    done = _run_hook(container, env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr + server.log()[-3000:]
+    assert '"task_status":"SUCCEEDED"' in done.stdout.replace(" ", "")
 
-        refused = _run_hook(container, {**env, "PADDOCK_API_KEYS": "sk-not-a-key"}, tmp_path)
-        assert refused.returncode != 0
-        assert "InvalidApiKey" in refused.stdout + refused.stderr
+    refused = _run_hook(container, {**env, "PADDOCK_API_KEYS": "sk-not-a-key"}, tmp_path)
+    assert refused.returncode != 0
+    assert "request failed:" in refused.stderr and "InvalidApiKey" in refused.stderr
