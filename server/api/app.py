@@ -27,6 +27,7 @@ from server.api.middleware import (
     ObservabilityMiddleware,
     UnhandledErrorMiddleware,
 )
+from server.api.openapi import install_openapi
 from server.api.schemas import error_body
 from server.api.service import TaskService
 from server.config import Settings
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(routes.health)
     app.include_router(metrics_route.router)
     _install_error_handlers(app)
+    install_openapi(app, list(registry))
     # add_middleware wraps what is there already: the last one added is the outermost.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))

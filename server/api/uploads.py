@@ -28,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from server.api import openapi
 from server.api.deps import authenticate, request_id, services
 from server.api.errors import AccessDenied, DashScopeError, InvalidParameter, InvalidURL, empty_model
 from server.api.upload_form import read_upload_form
@@ -246,7 +247,11 @@ def _uploads(request: Request) -> UploadService:
     return services(request).uploads  # type: ignore[attr-defined, no-any-return]
 
 
-@router.get("/api/v1/uploads")
+@router.get(
+    "/api/v1/uploads",
+    response_model=None,
+    responses={200: {"model": openapi.UploadPolicyResponse}, **openapi.errors(400, 401, 500)},
+)
 def get_policy(request: Request, action: str = "", model: str = "") -> dict[str, Any]:
     """`?action=getPolicy&model=M`: `{"request_id", "data": {policy...}}` for the caller's tenant."""
     tenant = authenticate(request)
@@ -257,7 +262,17 @@ def get_policy(request: Request, action: str = "", model: str = "") -> dict[str,
     return {"request_id": request_id(request), "data": _uploads(request).issue_policy(tenant, model)}
 
 
-@router.post(UPLOAD_PATH)
+@router.post(
+    UPLOAD_PATH,
+    response_model=None,
+    responses={
+        200: {"model": openapi.UploadResponse},
+        201: {"model": openapi.UploadResponse},
+        204: {"description": "Stored (success_action_status=204)"},
+        **openapi.errors(400, 403, 409, 413, 500),
+    },
+    openapi_extra=openapi.UPLOAD_DOC,
+)
 async def upload(request: Request) -> Response:
     """The SDK's multipart upload (no Authorization: the policy signature is the credential).
 

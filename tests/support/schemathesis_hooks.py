@@ -1,0 +1,22 @@
+"""Schemathesis hooks for the fuzz run of tests/server/api/test_openapi.py (SCHEMATHESIS_HOOKS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+
+@schemathesis.check
+def dashscope_error_body(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> bool | None:
+    """Every error answer is the one DashScope shape: `request_id`, `code` and `message`."""
+    if response.status_code < 400:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        raise AssertionError(f"{response.status_code} answer is not JSON: {response.text[:200]!r}") from None
+    missing = {"request_id", "code", "message"} - set(body if isinstance(body, dict) else ())
+    if missing:
+        raise AssertionError(f"{response.status_code} error body lacks {sorted(missing)}: {body!r}")
+    return True
