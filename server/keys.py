@@ -7,11 +7,13 @@ The setting is a comma-separated list of keys (each its own tenant) or a path to
         tenant: team-a
         models: [happyhorse-1.0-i2v]     # optional: the models this key may use (default: all)
         quota: {submit_per_s: 5, running: 5, pending: 100}   # optional, each part too
+        admin: true                      # optional: may see the operators' view of the playground
 
 `quota`: a token bucket of submissions per second (burst max(1, rate)), the key's running jobs
 (more stay PENDING), and its waiting jobs; a refused submit answers 429 Throttling.RateQuota.
 
-When unset, `paddock serve` creates one key, stores it in the data folder and prints it.
+When unset, `paddock serve` creates one key, stores it in the data folder and prints it. That key
+is an admin key: whoever started the server is its operator.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Tenant:
     id: str
     models: frozenset[str] | None = None
     quota: dict[str, Any] = field(default_factory=dict)
+    admin: bool = False
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -74,6 +77,7 @@ class KeyRing:
                 id=str(entry.get("tenant") or tenant_id_for(key)),
                 models=frozenset(models) if models else None,
                 quota=_quota(entry.get("quota"), key_index=len(tenants)),
+                admin=_admin(entry.get("admin", False), key_index=len(tenants)),
             )
         return cls(tenants)
 
@@ -92,7 +96,7 @@ class KeyRing:
             key = "sk-paddock-" + secrets.token_hex(16)
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)
-        return cls({key: Tenant(id=tenant_id_for(key))}), key
+        return cls({key: Tenant(id=tenant_id_for(key), admin=True)}), key
 
 
 QUOTA_FIELDS = {"submit_per_s": float, "running": int, "pending": int}
@@ -116,6 +120,13 @@ def _quota(raw: Any, *, key_index: int) -> dict[str, Any]:
             raise ValueError(f"{where}.{name}: expected a positive number, got {value!r}")
         quota[str(name)] = kind(value)
     return quota
+
+
+def _admin(raw: Any, *, key_index: int) -> bool:
+    """A key's `admin` flag: a YAML boolean, so that `admin: "no"` fails the start instead of granting."""
+    if not isinstance(raw, bool):
+        raise ValueError(f"keys[{key_index}].admin: expected true or false, got {raw!r}")
+    return raw
 
 
 def tenant_id_for(key: str) -> str:
