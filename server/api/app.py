@@ -38,6 +38,7 @@ from server.media import FetchPolicy, MediaFetcher
 from server.signing import Signer, load_or_create_secret
 from server.storage import make_object_store
 from server.storage.base import ObjectStore
+from server.web import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(files.router)
     app.include_router(routes.health)
     app.include_router(metrics_route.router)
+    app.include_router(web_router)  # the playground at / (server/web)
     _install_error_handlers(app)
     install_openapi(app, list(registry))
     # add_middleware wraps what is there already: the last one added is the outermost.
