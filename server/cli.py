@@ -79,6 +79,7 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
     import uvicorn
 
     from server.api.app import create_app
+    from server.api.http_protocol import http_protocol
 
     keys, generated = KeyRing.load_or_create(settings.api_keys, settings.data_dir)
     if generated is not None:
@@ -92,6 +93,7 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
     # without the query string), so uvicorn's own access line would only repeat it.
     uvicorn.run(
         app,
+        http=http_protocol(),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
