@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch is installed first, pinned, so pip never resolves a multi-GB CUDA build by accident.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint install install-test redis-server helm-tools clean
+.PHONY: run test lint install install-test redis-server helm-tools clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,10 +59,18 @@ helm-tools: $(TOOLS)/.kubectl-layer-$(KUBECTL_LAYER_VERSION)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; \
 	}
 
+# The browser tests (tests/e2e/browser) drive Debian's chromium through Playwright, pointed at it
+# rather than at a browser Playwright would download; axe-core comes inside a PyPI wheel.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
+
 run: install
 	$(BIN)/paddock serve
 
-test: install-test redis-server helm-tools
+test: install-test redis-server helm-tools chromium
 	$(BIN)/pytest
 
 lint: install-test
