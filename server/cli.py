@@ -89,6 +89,9 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
         settings, keys=keys, worker_factory=_in_process_worker(settings) if with_worker else None
     )
     print(f"paddock: serving the DashScope API at {settings.base_url}/api/v1", flush=True)
+    # The key rides in the URL fragment, which browsers never send: it stays out of every log.
+    link = f"{settings.base_url}/" + (f"#key={generated}" if generated is not None else "")
+    print(f"paddock: open the playground at {link}", flush=True)
     # log_config=None keeps our JSON handler; the middleware logs each request (with its id and
     # without the query string), so uvicorn's own access line would only repeat it.
     uvicorn.run(
