@@ -30,7 +30,6 @@ _ALPHA, _LIMIT = 1.702, 7.0
 class TokenLayout:
     """What every packed row is, computed once per forward and read by every layer."""
 
-    modality: torch.Tensor  # int64 [tokens]
     rows: tuple[Rows, ...]  # per modality, in modality-id order
     sin: torch.Tensor  # RoPE tables [tokens, 3 x bands]
     cos: torch.Tensor
@@ -60,17 +59,17 @@ class RMSNorm(nn.Module):
         self.dim, self.num_modalities, self.eps = dim, num_modalities, eps
         self.weight = nn.Parameter(torch.zeros(dim * num_modalities, dtype=torch.float32))
 
-    def forward(self, x: torch.Tensor, modality: torch.Tensor | None = None) -> torch.Tensor:
-        """x [tokens, ..., dim], normalised over the last dim; `modality` [tokens] picks the weight."""
+    def forward(self, x: torch.Tensor, rows: tuple[Rows, ...] = ()) -> torch.Tensor:
+        """x [tokens, ..., dim], normalised over the last dim; `rows` says which weight each
+        token takes when there are several."""
         t = x.to(torch.float32)
         t = t * torch.rsqrt(torch.mean(t**2, dim=-1, keepdim=True) + self.eps)
         if self.num_modalities == 1:
-            scale = self.weight + 1
-        else:
-            assert modality is not None, "a per-modality norm needs the tokens' modality ids"
-            scale = (self.weight.view(self.num_modalities, self.dim) + 1)[modality]
-            scale = scale.view(scale.shape[0], *([1] * (t.dim() - 2)), self.dim)
-        return (t * scale).to(x.dtype)
+            return (t * (self.weight + 1)).to(x.dtype)
+        for weight, modality_rows in zip(self.weight.chunk(self.num_modalities), rows, strict=True):
+            if modality_rows is not None:
+                t[modality_rows] = t[modality_rows] * (weight + 1)
+        return t.to(x.dtype)
 
 
 class ModalityLinear(nn.Module):
@@ -108,7 +107,7 @@ class MLP(nn.Module):
         self.down = ModalityLinear(width, config.hidden_size, modalities, dtype)
 
     def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
-        h = self.up(self.norm(x, layout.modality), layout.rows).to(torch.float32)
+        h = self.up(self.norm(x, layout.rows), layout.rows).to(torch.float32)
         h = swiglu7(h) if self.gated else gelu7(h)
         return self.down(h, layout.rows).to(torch.float32)
 
@@ -134,10 +133,10 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         tokens, dtype = x.shape[0], self.qkv.weight.dtype
-        qkv = self.qkv(self.norm(x, layout.modality), layout.rows).to(torch.float32)
+        qkv = self.qkv(self.norm(x, layout.rows), layout.rows).to(torch.float32)
         q, k, v, gate = torch.split(qkv, self.split, dim=1)
-        q = self.q_norm(q.reshape(tokens, self.heads, self.head_dim), layout.modality)
-        k = self.k_norm(k.reshape(tokens, self.kv_heads, self.head_dim), layout.modality)
+        q = self.q_norm(q.reshape(tokens, self.heads, self.head_dim), layout.rows)
+        k = self.k_norm(k.reshape(tokens, self.kv_heads, self.head_dim), layout.rows)
         q, k = apply_rope(q, layout.sin, layout.cos), apply_rope(k, layout.sin, layout.cos)
         v = v.reshape(tokens, self.kv_heads, self.head_dim)
         out = attend(q.to(dtype), k.to(dtype), v.to(dtype), layout.plan, self.local)
@@ -163,9 +162,9 @@ class TransformerLayer(nn.Module):
     def forward(self, x: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         attn = self.attn(x, layout)
         if self.post_norms:
-            attn = self.attn_post_norm(attn, layout.modality)
+            attn = self.attn_post_norm(attn, layout.rows)
         x = x + attn
         mlp = self.mlp(x, layout)
         if self.post_norms:
-            mlp = self.mlp_post_norm(mlp, layout.modality)
+            mlp = self.mlp_post_norm(mlp, layout.rows)
         return x + mlp

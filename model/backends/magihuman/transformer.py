@@ -47,7 +47,7 @@ class MagiHumanTransformer(nn.Module):
         """What every layer needs to know about `batch`'s rows: modality, RoPE angles, samples."""
         sin, cos = rope_tables(batch.coords, self.config.head_dim)
         plan = AttentionPlan.build(batch.spans, batch.frame_receptive_field, batch.coords.device)
-        return TokenLayout(batch.modality, batch.rows, sin, cos, plan)
+        return TokenLayout(batch.rows, sin, cos, plan)
 
     def forward(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity for every video and audio row of `batch`: video [video rows, pT*pH*pW*C]
