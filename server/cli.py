@@ -39,19 +39,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     ray_cmd.add_argument("--config", help="a Serve config file (default: PADDOCK_RAY_CONFIG)")
     ray_cmd.add_argument("--address", help="a Ray cluster (default: PADDOCK_RAY_ADDRESS, else a local one)")
     ray_cmd.add_argument("--non-blocking", action="store_true", help="deploy and return instead of waiting")
-    bench = sub.add_parser("bench", help="benchmarks: `paddock bench engine [--jobs N ...]`")
-    bench.add_argument("target", choices=["engine"])
+    bench = sub.add_parser("bench", help="benchmarks: `paddock bench engine|facade [--jobs N ...]`")
+    bench.add_argument("target", choices=["engine", "facade"])
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    # Its options go to loadtests.cli untouched (REMAINDER cannot start with an option).
+    sub.add_parser(
+        "loadtest", add_help=False, help="offer a job mix at a rate over HTTP (loadtests/README.md)"
+    )
+    plan = sub.add_parser("plan", help="capacity planning: calibrate | predict | recommend | validate")
+    plan.add_argument("plan_args", nargs=argparse.REMAINDER)
     storage = sub.add_parser("storage", help="manage the object store named by PADDOCK_STORAGE_URL")
     storage_init = storage.add_subparsers(dest="action", required=True).add_parser(
         "init", help="prepare the store: lifecycle rules on s3://, the folder on file://"
     )
     storage_init.add_argument("--create-bucket", action="store_true", help="create the S3 bucket first")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "loadtest":
+        from loadtests.cli import loadtest_main
+
+        return loadtest_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "bench":
+        if args.target == "facade":
+            from benchmarks.facade_bench import main as bench_facade
+
+            return bench_facade(args.bench_args)
         from benchmarks.engine_bench import main as bench_engine
 
         return bench_engine(args.bench_args)
+    if args.command == "plan":
+        from loadtests.plan.cli import plan_main
+
+        return plan_main(args.plan_args)
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)

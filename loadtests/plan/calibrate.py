@@ -1,0 +1,281 @@
+"""`paddock plan calibrate`: measure what the planner needs from a running stack.
+
+1. Each job class alone, `repeats` times: the server's phase histograms
+   (`paddock_job_phase_seconds`), its step histogram (`paddock_step_duration_seconds`: steps per
+   job and t(1)) and the task's own times give the class's work, phase by phase.
+2. A burst: `burst_jobs` jobs of the mix at once, so every slot is busy. The batch-size and step
+   histograms give how a shared forward scales (t(k), on a device of its own), and the burst's
+   makespan fixes the one free parameter, how many activities the host runs at full speed at
+   once: the simulation of the same burst must take as long as the real one did.
+
+`from_bench` turns `paddock bench engine --real-size ...` output into a GPU variant instead.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import httpx
+
+from loadtests.arrivals import Arrival, Schedule, plan_arrivals
+from loadtests.generator import LoadConfig, LoadRun
+from loadtests.plan.calibration import Calibration, ClassCalibration, Variant
+from loadtests.plan.scrape import Reading, scrape
+from loadtests.plan.simulate import Fleet, simulate
+from loadtests.profile import JobClass, Profile
+from loadtests.summary import JobRow
+
+PRE_PHASES = ("load", "decode")
+POST_PHASES = ("resample", "watermark", "audio", "encode", "upload")
+PHASE_HISTOGRAM = "paddock_job_phase_seconds"
+STEP_HISTOGRAM = "paddock_step_duration_seconds"
+BATCH_HISTOGRAM = "paddock_batch_size"
+PARALLELISM_RANGE = (0.25, 64.0)
+
+
+@dataclass(frozen=True)
+class StackRun:
+    """How to reach the stack and what it is (the planner cannot read its settings over HTTP)."""
+
+    base_url: str
+    api_keys: tuple[str, ...]
+    profile: Profile
+    slots: int
+    workers: int = 1
+    metrics_urls: tuple[str, ...] = ()
+    repeats: int = 3
+    burst_jobs: int = 0  # 0: three jobs per slot of the stack
+    variant: str = "measured"
+    gpus_per_worker: int = 1
+    step_cache: bool = False
+    device_on_host: bool = True
+    seed: int = 0
+    poll_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class _Alone:
+    """One class run alone: the phases the server reported, and the task's service time."""
+
+    pre_s: float
+    generate_s: float
+    post_s: float
+    steps: float
+    step_s: float | None
+    service_s: float
+
+
+def _phases(delta: Reading, phases: Sequence[str]) -> float:
+    return sum(delta.total(f"{PHASE_HISTOGRAM}_sum", phase=p) for p in phases)
+
+
+async def _measure_alone(run: LoadRun, index: int, metrics: list[str]) -> _Alone:
+    before = await scrape(run.client, metrics)
+    [row] = await run.run(arrivals=[Arrival(0, 0.0, index)])
+    delta = (await scrape(run.client, metrics)).minus(before)
+    if not row.succeeded or row.service_s is None:
+        raise RuntimeError(f"calibration job of {row.job_class} ended {row.status} {row.code}".strip())
+    return _Alone(
+        pre_s=_phases(delta, PRE_PHASES),
+        generate_s=_phases(delta, ("generate",)),
+        post_s=_phases(delta, POST_PHASES),
+        steps=delta.total(f"{STEP_HISTOGRAM}_count"),
+        step_s=delta.mean(STEP_HISTOGRAM),
+        service_s=row.service_s,
+    )
+
+
+def _class_calibration(samples: Sequence[_Alone]) -> ClassCalibration:
+    """Medians over the repeats; the engine time that is not steps is the VAE decode (the metrics
+    do not split it from the encode-once prepare, which is the smaller part on every backend)."""
+    med = statistics.median
+    steps = round(med(s.steps for s in samples))
+    step_s = med(s.step_s for s in samples if s.step_s is not None) if steps else 0.0
+    pre, generate, post = (
+        med(s.pre_s for s in samples),
+        med(s.generate_s for s in samples),
+        med(s.post_s for s in samples),
+    )
+    service = med(s.service_s for s in samples)
+    return ClassCalibration(
+        steps=steps,
+        step_s=step_s,
+        vae_s=max(0.0, generate - steps * step_s),
+        pre_s=pre,
+        post_s=post,
+        misc_s=max(0.0, service - pre - generate - post),
+    )
+
+
+def batch_slope(step_mean: float | None, batch_mean: float | None, alone_step: float) -> float:
+    """β in t(k) = t(1)·(1 + β(k − 1)) from a burst's mean step time at mean batch size."""
+    if step_mean is None or batch_mean is None or batch_mean < 1.05 or alone_step <= 0:
+        return 1.0
+    return min(1.0, max(0.0, (step_mean / alone_step - 1.0) / (batch_mean - 1.0)))
+
+
+def makespan(rows: Sequence[JobRow]) -> float:
+    submits = [r.submit_time for r in rows if r.submit_time is not None]
+    ends = [r.end_time for r in rows if r.end_time is not None]
+    return max(ends) - min(submits) if submits and ends else 0.0
+
+
+def fit_parallelism(
+    variant: Variant, fleet_slots: int, workers: int, names: Sequence[str], burst: Sequence[JobRow]
+) -> float:
+    """The host parallelism at which the simulated burst takes as long as the measured one."""
+    first = min(r.submit_time for r in burst if r.submit_time is not None)
+    index = {n: i for i, n in enumerate(names)}
+    arrivals = [Arrival(r.index, (r.submit_time or first) - first, index[r.job_class]) for r in burst]
+    target = makespan(burst)
+
+    def simulated(parallelism: float) -> float:
+        fleet = Fleet(replace(variant, host_parallelism=parallelism), workers, fleet_slots)
+        return makespan(simulate(fleet, names, arrivals))
+
+    low, high = PARALLELISM_RANGE
+    if simulated(high) >= target:
+        return high
+    if simulated(low) <= target:
+        return low
+    for _ in range(30):  # makespan falls as parallelism grows: bisect on a log scale
+        mid = (low * high) ** 0.5
+        low, high = (mid, high) if simulated(mid) > target else (low, mid)
+    return (low * high) ** 0.5
+
+
+async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -> Calibration:
+    """Measure `stack` and return a one-variant calibration."""
+    profile = stack.profile
+    metrics = list(stack.metrics_urls or (f"{stack.base_url}/metrics",))
+    config = LoadConfig(
+        base_url=stack.base_url,
+        api_keys=stack.api_keys[:1],
+        profile=profile,
+        schedule=Schedule(rate=1.0),
+        jobs=0,
+        poll_interval_s=(stack.poll_s, stack.poll_s),
+        seed=stack.seed,
+    )
+    async with httpx.AsyncClient(timeout=120.0) as client:
+        run = LoadRun(config, client)
+        await run.prepare_media()
+        log("calibrate: warming up (one job of each class)")
+        await run.run(arrivals=[Arrival(i, 0.0, i) for i in range(len(profile.jobs))])
+        classes: dict[str, ClassCalibration] = {}
+        for i, job in enumerate(profile.jobs):
+            samples = [await _measure_alone(run, i, metrics) for _ in range(stack.repeats)]
+            found = classes[job.name] = _class_calibration(samples)
+            log(f"calibrate: {job.name}: alone {found.alone_s:.2f} s ({_describe(found)})")
+        burst_size = stack.burst_jobs or 3 * stack.slots * stack.workers
+        log(f"calibrate: burst of {burst_size} jobs on {stack.workers} worker(s) x {stack.slots} slots")
+        before = await scrape(client, metrics)
+        burst_plan = plan_arrivals(
+            Schedule(rate=1.0), jobs=burst_size, weights=profile.weights, seed=stack.seed
+        )
+        burst = await run.run(arrivals=[Arrival(a.index, 0.0, a.job_class) for a in burst_plan])
+        delta = (await scrape(client, metrics)).minus(before)
+    failed = [r for r in burst if not r.succeeded]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} burst jobs did not succeed (first: {failed[0].status} {failed[0].code})"
+        )
+    alone_step = statistics.fmean(classes[r.job_class].step_s for r in burst)
+    slope = (
+        1.0
+        if stack.device_on_host
+        else batch_slope(delta.mean(STEP_HISTOGRAM), delta.mean(BATCH_HISTOGRAM), alone_step)
+    )
+    classes = {name: replace(c, batch_slope=slope) for name, c in classes.items()}
+    variant = Variant(
+        name=stack.variant,
+        classes=classes,
+        gpus_per_worker=stack.gpus_per_worker,
+        step_cache=stack.step_cache,
+        device_on_host=stack.device_on_host,
+        max_slots=stack.slots,
+        source=stack.base_url,
+    )
+    names = [job.name for job in profile.jobs]
+    parallelism = fit_parallelism(variant, stack.slots, stack.workers, names, burst)
+    log(
+        f"calibrate: burst took {makespan(burst):.1f} s; host runs {parallelism:.2f} activities at full speed"
+    )
+    return Calibration((replace(variant, host_parallelism=parallelism),))
+
+
+def _describe(c: ClassCalibration) -> str:
+    return (
+        f"pre {c.pre_s:.2f}, {c.steps} steps x {c.step_s * 1000:.1f} ms, vae {c.vae_s:.2f}, "
+        f"post {c.post_s:.2f}, other {c.misc_s:.2f}"
+    )
+
+
+# -- from `paddock bench engine --real-size ...` ----------------------------------------------------
+_BENCH_SHAPE = re.compile(r"real-size .*?, (\d+)p x (\d+) frames \((\d+) tokens\)")
+_BENCH_STEP = re.compile(r"seconds per step: ([0-9.]+)")
+_TIER_PIXELS = {"720P": 1280 * 720, "1080P": 1920 * 1080}
+REAL_FPS = 16  # Wan 2.x generates 16 fps; 81 frames is its 5 s clip
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One real-size measurement: seconds per guided step (CFG in one forward) at `tokens`."""
+
+    tokens: int
+    step_s: float
+
+
+def parse_bench(text: str) -> BenchResult:
+    shape, step = _BENCH_SHAPE.search(text), _BENCH_STEP.search(text)
+    if shape is None or step is None:
+        raise ValueError(
+            "not the output of `paddock bench engine --real-size` (no shape or seconds per step)"
+        )
+    return BenchResult(tokens=int(shape[3]), step_s=float(step[1]))
+
+
+def real_tokens(job: JobClass) -> int:
+    """Transformer tokens of this class at real size (Wan: VAE 4x8x8, patch 1x2x2, 16 fps)."""
+    pixels = _TIER_PIXELS.get(job.resolution.upper(), _TIER_PIXELS["1080P"])
+    seconds = job.duration if job.duration is not None else job.video_seconds
+    latent_frames = (round(seconds * REAL_FPS) // 4) + 1
+    return latent_frames * pixels // 256
+
+
+def from_bench(
+    bench: BenchResult,
+    base: Variant,
+    profile: Profile,
+    *,
+    steps: int,
+    host_parallelism: float,
+    vae_s_per_token: float = 0.0,
+    name: str = "gpu",
+) -> Variant:
+    """A GPU variant: steps from the bench, scaled linearly by each class's token count (attention
+    makes the real curve a little steeper), and the host phases (input decode, resample, encode,
+    upload: the same work whatever made the frames) from `base`."""
+    classes = {}
+    for job in profile.jobs:
+        host = base.classes[job.name]
+        tokens = real_tokens(job)
+        classes[job.name] = replace(
+            host,
+            steps=steps,
+            step_s=bench.step_s * tokens / bench.tokens,
+            batch_slope=1.0,  # one real-size job already fills the GPU
+            vae_s=vae_s_per_token * tokens,
+        )
+    return Variant(
+        name=name,
+        classes=classes,
+        gpus_per_worker=1,
+        device_on_host=False,
+        host_parallelism=host_parallelism,
+        max_slots=base.max_slots,
+        source="paddock bench engine --real-size",
+    )

@@ -1,0 +1,256 @@
+"""`paddock plan validate`: the end-to-end check of the planner against real load tests.
+
+Start a stack (or point at one), calibrate on it, predict its capacity, load-test it at fractions
+of that capacity (by default 30, 50, 70 and 85 % and one rate above it), predict the same rates,
+and print measured against predicted with the error of each, and whether the goals hold:
+
+- p50 and p95 end-to-end within ±15 % at every rate up to 85 % of capacity;
+- p95 wait within ±20 % or ±2 s there;
+- the maximum sustainable rate within ±10 % (measured: the throughput of the run above capacity);
+- the run above capacity flagged saturated by both the planner and the load test;
+- planning every candidate in under 60 s.
+
+Two predictions are compared: `predicted`, what the planner says for the rate (pooled over fresh
+arrivals), and `replayed`, the simulation of exactly the arrivals the load test offered (same
+seed), which separates the model's error from the luck of one finite run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.arrivals import Schedule
+from loadtests.cli import api_keys, rate_list, run_loadtest
+from loadtests.generator import LoadConfig
+from loadtests.plan.calibration import Calibration
+from loadtests.plan.predict import capacity, predict
+from loadtests.plan.simulate import Fleet
+from loadtests.profile import Profile
+
+DEFAULT_FRACTIONS = (0.3, 0.5, 0.7, 0.85, 1.3)
+LATENCY_TOLERANCE = 0.15
+WAIT_TOLERANCE, WAIT_SLACK_S = 0.20, 2.0
+CAPACITY_TOLERANCE = 0.10
+PLANNING_LIMIT_S = 60.0
+FIDELITY_UP_TO = 0.85  # latency goals apply up to this share of the predicted capacity
+
+
+def add_validate_parser(sub: Any) -> None:
+    p = sub.add_parser("validate", help="calibrate, load-test at several rates, compare with predictions")
+    p.add_argument("--profile", required=True, help="the job mix (YAML)")
+    p.add_argument("--base-url", help="a running stack (default: start `paddock serve` with the tiny models)")
+    p.add_argument("--api-key", action="append", help="with --base-url: its API key(s)")
+    p.add_argument("--slots", type=int, default=4, help="jobs per worker (started stack: its setting)")
+    p.add_argument("--workers", type=int, default=1, help="with --base-url: workers behind it")
+    p.add_argument(
+        "--fractions", type=rate_list, default=DEFAULT_FRACTIONS, help="rates as shares of capacity"
+    )
+    p.add_argument("--rates", type=rate_list, default=(), help="absolute rates instead of --fractions")
+    p.add_argument("--jobs", type=int, default=100, help="jobs per load test")
+    p.add_argument("--poll-interval", type=float, default=0.5, help="the load tests' poll interval, s")
+    p.add_argument("--repeats", type=int, default=3, help="calibration: runs of each class alone")
+    p.add_argument("--calibration", type=Path, help="use this calibration instead of measuring one")
+    p.add_argument("--replications", type=int, default=5, help="simulated runs per prediction")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("validation"), help="folder for everything it writes")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+
+
+@dataclass
+class RatePoint:
+    """One rate: what the load test measured and what the planner predicted for it."""
+
+    rate: float
+    share: float  # of the predicted capacity
+    measured: dict[str, Any]
+    predicted: dict[str, Any]
+    replayed: dict[str, Any]
+
+
+def error(predicted: float | None, measured: float | None) -> float | None:
+    if predicted is None or measured is None or measured == 0:
+        return None
+    return (predicted - measured) / measured
+
+
+def _within(predicted: float | None, measured: float | None, tolerance: float, slack: float = 0.0) -> bool:
+    if predicted is None or measured is None:
+        return False
+    return abs(predicted - measured) <= max(tolerance * abs(measured), slack)
+
+
+def goals(
+    points: list[RatePoint], capacity_rate: float, planning_s: float, key: str
+) -> dict[str, bool | None]:
+    """Each goal's verdict for the `key` prediction (`predicted` or `replayed`); None: no run to judge."""
+    within = [p for p in points if p.share <= FIDELITY_UP_TO + 1e-9]
+    above = [p for p in points if p.share > 1.0]
+    latency = all(
+        _within(getattr(p, key)["e2e_s"][q], p.measured["e2e_s"][q], LATENCY_TOLERANCE)
+        for p in within
+        for q in ("p50", "p95")
+    )
+    wait = all(
+        _within(getattr(p, key)["wait_s"]["p95"], p.measured["wait_s"]["p95"], WAIT_TOLERANCE, WAIT_SLACK_S)
+        for p in within
+    )
+    measured_max = max((p.measured["throughput_per_s"] for p in above), default=None)
+    return {
+        "e2e_p50_p95_within_15pct": latency if within else None,
+        "wait_p95_within_20pct_or_2s": wait if within else None,
+        "max_rate_within_10pct": _within(capacity_rate, measured_max, CAPACITY_TOLERANCE) if above else None,
+        "over_capacity_saturated_in_both": (
+            all(p.measured["saturated"] and getattr(p, key)["saturated"] for p in above) if above else None
+        ),
+        "planning_under_60s": planning_s < PLANNING_LIMIT_S,
+    }
+
+
+def _fmt(value: float | None, err: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" + (f" ({err:+.0%})" if err is not None else "")
+
+
+def table(points: list[RatePoint], key: str = "predicted") -> list[str]:
+    """Markdown: measured against `key` predictions, with the relative error of each."""
+    lines = [
+        f"| rate (jobs/s) | share of capacity | e2e p50 measured | {key} | e2e p95 measured | {key} | "
+        f"wait p95 measured | {key} | saturated measured / {key} |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        m, q = p.measured, getattr(p, key)
+        cells = [f"{p.rate:.4g}", f"{p.share:.0%}"]
+        for metric, pct in (("e2e_s", "p50"), ("e2e_s", "p95"), ("wait_s", "p95")):
+            cells += [_fmt(m[metric][pct]), _fmt(q[metric][pct], error(q[metric][pct], m[metric][pct]))]
+        cells.append(f"{str(m['saturated']).lower()} / {str(q['saturated']).lower()}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+@contextlib.contextmanager
+def _stack(args: argparse.Namespace) -> Iterator[tuple[str, tuple[str, ...]]]:
+    if args.base_url:
+        keys = api_keys(args.api_key)
+        if not keys:
+            sys.exit("paddock plan validate: --base-url needs --api-key")
+        yield args.base_url.rstrip("/"), keys[:1]
+        return
+    from loadtests.stack import local_serve
+
+    with local_serve(args.slots) as stack:
+        yield stack.base_url, stack.api_keys[:1]
+
+
+def _load_tests(
+    args: argparse.Namespace,
+    base_url: str,
+    keys: tuple[str, ...],
+    profile: Profile,
+    fleet: Fleet,
+    cap: float,
+    rates: list[float],
+) -> list[RatePoint]:
+    """Load-test each rate (seed = --seed + its index) and predict it, fresh and replayed."""
+    points = []
+    for i, rate in enumerate(rates):
+        seed = args.seed + i
+        config = LoadConfig(
+            base_url=base_url,
+            api_keys=keys,
+            profile=profile,
+            schedule=Schedule(rate=rate),
+            jobs=args.jobs,
+            max_duration_s=3 * args.jobs / rate + 900,
+            poll_interval_s=(args.poll_interval, args.poll_interval),
+            seed=seed,
+        )
+        print(f"validate: load test {i + 1}/{len(rates)} at {rate:.4g} jobs/s", flush=True)
+        measured = run_loadtest(config, args.out / f"rate-{i + 1}")
+        common: dict[str, Any] = {"jobs": args.jobs, "max_rate": cap}
+        fresh = predict(fleet, profile, rate, replications=args.replications, seed=1000 + seed, **common)
+        replayed = predict(fleet, profile, rate, replications=1, seed=seed, **common)
+        points.append(RatePoint(rate, rate / cap, measured, fresh, replayed))
+    return points
+
+
+def validate_main(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from loadtests.plan.calibrate import StackRun, calibrate_stack
+    from loadtests.plan.recommend import Slo, latency_curve, recommend
+    from loadtests.plan.report import write_report
+
+    profile = Profile.load(args.profile)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with _stack(args) as (base_url, keys):
+        print(f"validate: stack at {base_url}", flush=True)
+        if args.calibration:
+            calibration = Calibration.load(args.calibration)
+        else:
+            stack = StackRun(
+                base_url, keys, profile, slots=args.slots, workers=args.workers, repeats=args.repeats
+            )
+            calibration = asyncio.run(calibrate_stack(stack))
+            calibration.save(args.out / "calibration.json")
+        fleet = Fleet(calibration.variants[0], args.workers, args.slots)
+        cap = capacity(fleet, profile, seed=args.seed)
+        rates = list(args.rates) or [f * cap for f in args.fractions]
+        listed = ", ".join(f"{r:.3g}" for r in rates)
+        print(f"validate: predicted capacity {cap:.4g} jobs/s; load tests at {listed} jobs/s", flush=True)
+        minutes = sum(args.jobs / r for r in rates) / 60
+        print(f"validate: about {minutes:.0f} min of load tests ({args.jobs} jobs each)", flush=True)
+        points = _load_tests(args, base_url, keys, profile, fleet, cap, rates)
+    # Plan for the middle rate with its measured p95 as the SLO: times planning every candidate.
+    middle = points[min(len(points) - 1, 2)]
+    slo = Slo.parse(f"p95_e2e<={middle.measured['e2e_s']['p95'] or 60.0:.1f}")
+    plan = recommend(
+        calibration, profile, middle.rate, slo, gpu_hour_cost=1.0, replications=args.replications
+    )
+    plan.curve = latency_curve(fleet, profile, cap, jobs=args.jobs, seed=args.seed)
+    plan.curve_label = f"validated stack: {args.workers} worker(s) x {args.slots} slots"
+    write_report(
+        plan, args.out / "report.html", measured=[args.out / f"rate-{i + 1}" for i in range(len(points))]
+    )
+    verdicts = {key: goals(points, cap, plan.seconds, key) for key in ("predicted", "replayed")}
+    measured_max = max((p.measured["throughput_per_s"] for p in points if p.share > 1.0), default=None)
+    lines = [
+        f"# paddock plan validate: {profile.source}, {args.workers} worker(s) x {args.slots} slots",
+        "",
+        *table(points, "predicted"),
+        "",
+        *table(points, "replayed"),
+        "",
+        f"maximum sustainable rate: predicted {cap:.4g} jobs/s, "
+        f"measured {_fmt(measured_max, error(cap, measured_max))}",
+        f"planning every candidate: {plan.seconds:.1f} s ({len(plan.candidates)} candidates)",
+        f"wall time: {(time.monotonic() - started) / 60:.1f} min",
+        "",
+        *(
+            f"- {key}: {goal}: {_verdict(ok)}"
+            for key, found in verdicts.items()
+            for goal, ok in found.items()
+        ),
+    ]
+    (args.out / "validation.md").write_text("\n".join(lines) + "\n")
+    result = {"capacity_per_s": cap, "measured_max_per_s": measured_max, "planning_s": plan.seconds}
+    result |= {"goals": verdicts, "points": [vars(p) for p in points]}
+    (args.out / "validation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print("\n".join(lines))
+    print(f"validate: wrote {args.out}/validation.md, validation.json, report.html")
+    missed = any(ok is False for found in verdicts.values() for ok in found.values())
+    return 1 if args.strict and missed else 0
+
+
+def _verdict(ok: bool | None) -> str:
+    return "no run to judge" if ok is None else ("PASS" if ok else "FAIL")
