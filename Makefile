@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[worker,test,ray]"
+	$(BIN)/pip install --quiet -e ".[worker,test,ray,plan]"
 	touch $@
 
 install: $(VENV)/.installed
