@@ -175,9 +175,13 @@ def test_bad_media_is_refused_in_the_browser_with_the_api_message(
     visit.screenshot()
 
 
-def test_try_a_sample_fills_the_first_frame(visit: Visit) -> None:
-    visit.open(USER_KEY)
+def test_the_printed_link_fills_in_the_key_and_try_a_sample_fills_the_first_frame(visit: Visit) -> None:
     page = visit.page
+    page.goto(f"{visit.server.base_url}/#key={USER_KEY}")  # what `paddock serve` prints
+    page.wait_for_selector("#model option", state="attached")
+    assert page.get_by_label("API key", exact=True).input_value() == USER_KEY
+    assert "#" not in page.url  # the key leaves the address bar (and so the history) at once
+    assert all("key=" not in url for url in visit.requests)
     page.get_by_label("Model", exact=True).select_option(I2V)
     page.get_by_role("button", name="Try a sample").click()
     page.get_by_role("img", name="first frame: sample.jpg").wait_for()
