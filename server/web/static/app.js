@@ -58,15 +58,15 @@ async function useKey(key) {
     fillSelect(byId("model"), names, preferred);
     help.textContent = `${names.length} models for this key.`;
     showModel();
-    operator.use(state.client, catalogue.admin);
+    operator.use(client, catalogue.admin);
+    tasks.use(client);
   } catch (error) {
     if (state.client !== client) return;
     state.models = new Map();
     byId("model").replaceChildren();
     help.textContent = describeError(error);
-    operator.use(null, false);
+    tasks.use(null);
   }
-  tasks.use(client);
 }
 
 // -- the form --------------------------------------------------------------------------------

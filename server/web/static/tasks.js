@@ -18,9 +18,11 @@ export class TasksTable {
     this.again = false;
   }
 
+  /** Show `client`'s tasks (none for null): the previous key's rows go at once. */
   use(client) {
     this.client = client;
     this.videoUrls.clear();
+    this.render([]);
     this.refresh();
   }
 

@@ -213,6 +213,20 @@ def test_operators_view_with_an_admin_key_only_and_a_phone_wide_page(visit: Visi
     visit.screenshot("-user")
 
 
+def test_a_wrong_key_is_named_and_shows_nothing(visit: Visit) -> None:
+    visit.open(ADMIN_KEY)
+    page = visit.page
+    page.get_by_role("region", name="Operators").wait_for()
+    page.get_by_label("API key", exact=True).fill("sk-not-a-key")
+    page.get_by_label("API key", exact=True).press("Enter")
+    page.get_by_text("InvalidApiKey: Invalid API-key provided.").wait_for()
+    assert page.locator("#model option").count() == 0
+    assert not page.locator("#operator").is_visible()
+    assert page.locator("#tasks-table tbody tr").count() == 0
+    visit.assert_accessible()
+    visit.screenshot()
+
+
 def test_cancel_a_pending_task_from_the_table(visit: Visit) -> None:
     # One job at a time: a long one runs, so the next one waits as PENDING (runs last: the long
     # job keeps the worker busy until the server stops).
