@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.arrivals import SCHEDULES, Schedule
-from loadtests.generator import LoadConfig, ProgressLine, run_load
+from loadtests.generator import LoadConfig, LoadRun, ProgressLine, run_load
 from loadtests.profile import Profile
 from loadtests.summary import summarise, write_csv, write_summary
 from loadtests.wire import is_loopback_url
@@ -106,7 +106,7 @@ def run_loadtest(config: LoadConfig, out: Path, *, quiet: bool = False) -> dict[
     """Run one load test and write `out/jobs.csv`, `out/summary.json` and `out/run.json`."""
     out.mkdir(parents=True, exist_ok=True)
 
-    def progress(run: Any) -> ProgressLine:
+    def progress(run: LoadRun) -> ProgressLine:
         return ProgressLine(run, config.jobs)
 
     rows = asyncio.run(run_load(config, progress=None if quiet else progress))

@@ -133,9 +133,8 @@ class LoadRun:
         tasks = [asyncio.create_task(self._job(a)) for a in arrivals]
         everything = asyncio.gather(*tasks, return_exceptions=True)
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait(
-            {everything, stopped}, timeout=self.config.max_duration_s, return_when="FIRST_COMPLETED"
-        )
+        waiters: set[asyncio.Future[Any]] = {everything, stopped}
+        await asyncio.wait(waiters, timeout=self.config.max_duration_s, return_when="FIRST_COMPLETED")
         stopped.cancel()
         for task in tasks:
             task.cancel()
@@ -161,7 +160,7 @@ class LoadRun:
             while row.task_id and not is_final(row.status):
                 await asyncio.sleep(self._rng.uniform(*self.config.poll_interval_s))
                 await self._poll(row, key)
-            if row.status in ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"):
+            if is_final(row.status):
                 row.client_e2e_s = self.elapsed() - arrival.offset_s
             if row.succeeded and self.config.download:
                 await self._download(row)

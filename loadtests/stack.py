@@ -33,9 +33,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_serve(slots: int, *, ready_timeout_s: float = 180.0) -> Iterator[LocalStack]:
+def local_serve(slots: int, log_path: Path, *, ready_timeout_s: float = 180.0) -> Iterator[LocalStack]:
     """`paddock serve` with the tiny models, `slots` concurrent jobs, one torch thread per op
-    (what the README advises for CPU workers)."""
+    (what the README advises for CPU workers); its log goes to `log_path`, which outlives it."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="paddock-validate-") as tmp:
         data = Path(tmp) / "data"
@@ -50,7 +50,6 @@ def local_serve(slots: int, *, ready_timeout_s: float = 180.0) -> Iterator[Local
             "PADDOCK_LOG_LEVEL": "WARNING",
             "OMP_NUM_THREADS": "1",
         }
-        log_path = Path(tmp) / "serve.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve"], env=env, stdout=log, stderr=log

@@ -36,9 +36,8 @@ def create_headers(api_key: str, *, oss_resolve: bool = False) -> dict[str, str]
 
 def task_output(payload: Any) -> dict[str, Any]:
     """The `output` object of a create or query response; {} when the body is not one."""
-    if isinstance(payload, dict) and isinstance(payload.get("output"), dict):
-        return payload["output"]
-    return {}
+    output = payload.get("output") if isinstance(payload, dict) else None
+    return dict(output) if isinstance(output, dict) else {}
 
 
 def is_final(status: str | None) -> bool:

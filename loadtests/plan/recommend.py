@@ -189,7 +189,7 @@ def knee(curve: Sequence[dict[str, Any]], key: str = "p95") -> float | None:
     (x0, y0), (x1, y1) = points[0], points[-1]
     if x1 <= x0 or y1 <= y0:
         return None
-    return max(points, key=lambda p: (p[0] - x0) / (x1 - x0) - (p[1] - y0) / (y1 - y0))[0]
+    return float(max(points, key=lambda p: (p[0] - x0) / (x1 - x0) - (p[1] - y0) / (y1 - y0))[0])
 
 
 def recommend(

@@ -19,8 +19,9 @@ Cores are `SharedProcessor`s: activities do not queue for them, they slow each o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
@@ -28,6 +29,9 @@ from loadtests.arrivals import Arrival
 from loadtests.plan.calibration import ClassCalibration, Variant
 from loadtests.plan.processor import SharedProcessor
 from loadtests.summary import JobRow
+
+# A SimPy process: a generator that yields events and is resumed with their values.
+Process = Generator[simpy.Event, Any, None]
 
 ENGINE_MAX_RUNNING = 16  # VideoGenerator's engine admits max(16, slots) jobs (server/cli.py)
 
@@ -130,7 +134,7 @@ class Simulation:
         return [job.row for job in self.jobs]
 
     # -- the queue and the workers' slots -------------------------------------------------------
-    def _arrivals(self):  # type: ignore[no-untyped-def]  # a SimPy process
+    def _arrivals(self) -> Process:
         for job in self.jobs:
             delay = job.row.intended_offset_s - self.env.now
             if delay > 0:
@@ -150,7 +154,7 @@ class Simulation:
             worker.free -= 1
             self.env.process(self._run_job(worker, job))
 
-    def _run_job(self, worker: _Worker, job: _Job):  # type: ignore[no-untyped-def]
+    def _run_job(self, worker: _Worker, job: _Job) -> Process:
         job.row.scheduled_time = self.env.now
         job.row.status = "RUNNING"
         yield worker.host.run(job.work.pre_s)
@@ -167,7 +171,7 @@ class Simulation:
         self._dispatch()
 
     # -- the engine: its loop thread and its decode thread --------------------------------------
-    def _engine(self, worker: _Worker):  # type: ignore[no-untyped-def]
+    def _engine(self, worker: _Worker) -> Process:
         cap = max(ENGINE_MAX_RUNNING, self.fleet.slots)
         while True:
             if not worker.waiting and not worker.running:
@@ -200,7 +204,7 @@ class Simulation:
             batches.extend(members[i : i + cap] for i in range(0, len(members), cap))
         return batches
 
-    def _decoder(self, worker: _Worker):  # type: ignore[no-untyped-def]
+    def _decoder(self, worker: _Worker) -> Process:
         while True:
             group = yield worker.decode_queue.get()
             yield worker.device.run(sum(job.work.vae_s for job in group))

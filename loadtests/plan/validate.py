@@ -147,7 +147,7 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, tuple[str, ...]]]:
         return
     from loadtests.stack import local_serve
 
-    with local_serve(args.slots) as stack:
+    with local_serve(args.slots, args.out / "serve.log") as stack:
         yield stack.base_url, stack.api_keys[:1]
 
 
@@ -199,7 +199,13 @@ def validate_main(args: argparse.Namespace) -> int:
             calibration = Calibration.load(args.calibration)
         else:
             stack = StackRun(
-                base_url, keys, profile, slots=args.slots, workers=args.workers, repeats=args.repeats
+                base_url,
+                keys,
+                profile,
+                slots=args.slots,
+                workers=args.workers,
+                repeats=args.repeats,
+                poll_s=args.poll_interval,
             )
             calibration = asyncio.run(calibrate_stack(stack))
             calibration.save(args.out / "calibration.json")
