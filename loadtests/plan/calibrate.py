@@ -150,21 +150,40 @@ def fit_parallelism(
     return math.sqrt(low * high)
 
 
-async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -> Calibration:
-    """Measure `stack` and return a one-variant calibration."""
-    profile = stack.profile
-    metrics = list(stack.metrics_urls or (f"{stack.base_url}/metrics",))
+def _controlled(stack: StackRun, client: httpx.AsyncClient) -> LoadRun:
+    """A load run that sends exactly the arrivals it is given (one job, or a burst)."""
     config = LoadConfig(
         base_url=stack.base_url,
         api_keys=stack.api_keys[:1],
-        profile=profile,
+        profile=stack.profile,
         schedule=Schedule(rate=1.0),
         jobs=0,
         poll_interval_s=(stack.poll_s, stack.poll_s),
         seed=stack.seed,
     )
+    return LoadRun(config, client)
+
+
+async def alone_service(stack: StackRun, job_class: int = 0, repeats: int = 3) -> float:
+    """The median service time of one class run alone now: compared with the calibration's, it
+    tells whether the machine changed under a long test (other work, thermal limits)."""
     async with httpx.AsyncClient(timeout=120.0) as client:
-        run = LoadRun(config, client)
+        run = _controlled(stack, client)
+        await run.prepare_media()
+        services = []
+        for _ in range(repeats):
+            [row] = await run.run(arrivals=[Arrival(0, 0.0, job_class)])
+            if row.service_s is not None:
+                services.append(row.service_s)
+    return statistics.median(services) if services else math.nan
+
+
+async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -> Calibration:
+    """Measure `stack` and return a one-variant calibration."""
+    profile = stack.profile
+    metrics = list(stack.metrics_urls or (f"{stack.base_url}/metrics",))
+    async with httpx.AsyncClient(timeout=120.0) as client:
+        run = _controlled(stack, client)
         await run.prepare_media()
         log("calibrate: warming up (one job of each class)")
         await run.run(arrivals=[Arrival(i, 0.0, i) for i in range(len(profile.jobs))])
@@ -203,10 +222,13 @@ async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -
         source=stack.base_url,
     )
     names = [job.name for job in profile.jobs]
-    parallelism = fit_parallelism(variant, stack.slots, stack.workers, names, burst)
-    log(
-        f"calibrate: burst took {makespan(burst):.1f} s; host runs {parallelism:.2f} activities at full speed"
-    )
+    took = f"calibrate: burst took {makespan(burst):.1f} s"
+    if stack.slots * stack.workers == 1:
+        parallelism = 1.0  # jobs never overlap: nothing to fit, and they never contend either
+        log(f"{took}; one slot, so no host parallelism to fit")
+    else:
+        parallelism = fit_parallelism(variant, stack.slots, stack.workers, names, burst)
+        log(f"{took}; host runs {parallelism:.2f} activities at full speed")
     return Calibration((replace(variant, host_parallelism=parallelism),))
 
 
@@ -257,6 +279,7 @@ def from_bench(
     steps: int,
     host_parallelism: float,
     vae_s_per_token: float = 0.0,
+    max_slots: int = 4,
     name: str = "gpu",
 ) -> Variant:
     """A GPU variant: steps from the bench, scaled linearly by each class's token count (attention
@@ -279,6 +302,6 @@ def from_bench(
         gpus_per_worker=1,
         device_on_host=False,
         host_parallelism=host_parallelism,
-        max_slots=base.max_slots,
+        max_slots=max_slots,
         source="paddock bench engine --real-size",
     )

@@ -32,7 +32,12 @@ def _calibrate_parser(sub: Any) -> None:
     add_target_arguments(p)
     p.add_argument("--profile", required=True, help="the job mix (YAML)")
     p.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
-    p.add_argument("--slots", type=int, default=4, help="the stack's PADDOCK_MAX_CONCURRENT_JOBS")
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=4,
+        help="the stack's PADDOCK_MAX_CONCURRENT_JOBS (--from-bench: the most to plan)",
+    )
     p.add_argument("--workers", type=int, default=1, help="workers the stack runs")
     p.add_argument("--metrics-url", action="append", help="/metrics pages (default: BASE_URL/metrics)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each class alone")
@@ -109,6 +114,7 @@ def _calibrate(args: argparse.Namespace, profile: Profile) -> int:
                 steps=args.steps,
                 host_parallelism=args.host_cores or base.host_parallelism,
                 vae_s_per_token=args.vae_decode_s / clip,
+                max_slots=args.slots,
                 name=args.variant if args.variant != "measured" else "gpu",
             )
             calibration = calibration.merged(Calibration((variant,)))

@@ -54,6 +54,16 @@ def plot_latency(plan: Plan, measured: Sequence[dict[str, Any]], path: Path) -> 
         cap = curve[0]["max_rate_per_s"]
         ax.axvline(cap, color="black", ls="-.", lw=1, label=f"capacity {cap:.3g} jobs/s")
     ax.axvline(plan.rate, color="seagreen", lw=2, alpha=0.5, label=f"planned rate {plan.rate:g} jobs/s")
+    if plan.best is not None and plan.curve_label == plan.best.label():
+        e2e = plan.best.prediction["e2e_s"]
+        ax.plot(
+            [plan.rate] * 2,
+            [e2e["p50"], e2e["p95"]],
+            "*",
+            color="seagreen",
+            ms=14,
+            label="the plan's p50, p95",
+        )
     for i, run in enumerate(measured):
         marker = "x" if run.get("saturated") else "D"
         for key, colour in (("p50", "tab:blue"), ("p95", "tab:orange")):

@@ -41,6 +41,7 @@ WAIT_TOLERANCE, WAIT_SLACK_S = 0.20, 2.0
 CAPACITY_TOLERANCE = 0.10
 PLANNING_LIMIT_S = 60.0
 FIDELITY_UP_TO = 0.85  # latency goals apply up to this share of the predicted capacity
+DRIFT_LIMIT = 0.10  # a lone job's service changing more than this means the machine changed
 
 
 def add_validate_parser(sub: Any) -> None:
@@ -186,7 +187,7 @@ def _load_tests(
 def validate_main(args: argparse.Namespace) -> int:
     import asyncio
 
-    from loadtests.plan.calibrate import StackRun, calibrate_stack
+    from loadtests.plan.calibrate import StackRun, alone_service, calibrate_stack
     from loadtests.plan.recommend import Slo, latency_curve, recommend
     from loadtests.plan.report import write_report
 
@@ -195,18 +196,18 @@ def validate_main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with _stack(args) as (base_url, keys):
         print(f"validate: stack at {base_url}", flush=True)
+        stack = StackRun(
+            base_url,
+            keys,
+            profile,
+            slots=args.slots,
+            workers=args.workers,
+            repeats=args.repeats,
+            poll_s=args.poll_interval,
+        )
         if args.calibration:
             calibration = Calibration.load(args.calibration)
         else:
-            stack = StackRun(
-                base_url,
-                keys,
-                profile,
-                slots=args.slots,
-                workers=args.workers,
-                repeats=args.repeats,
-                poll_s=args.poll_interval,
-            )
             calibration = asyncio.run(calibrate_stack(stack))
             calibration.save(args.out / "calibration.json")
         fleet = Fleet(calibration.variants[0], args.workers, args.slots)
@@ -217,6 +218,9 @@ def validate_main(args: argparse.Namespace) -> int:
         minutes = sum(args.jobs / r for r in rates) / 60
         print(f"validate: about {minutes:.0f} min of load tests ({args.jobs} jobs each)", flush=True)
         points = _load_tests(args, base_url, keys, profile, fleet, cap, rates)
+        first = profile.jobs[0].name
+        calibrated = fleet.variant.classes[first].alone_s
+        now = asyncio.run(alone_service(stack, 0, args.repeats))
     # Plan for the middle rate with its measured p95 as the SLO: times planning every candidate.
     middle = points[min(len(points) - 1, 2)]
     slo = Slo.parse(f"p95_e2e<={middle.measured['e2e_s']['p95'] or 60.0:.1f}")
@@ -240,6 +244,7 @@ def validate_main(args: argparse.Namespace) -> int:
         f"maximum sustainable rate: predicted {cap:.4g} jobs/s, "
         f"measured {_fmt(measured_max, error(cap, measured_max))}",
         f"planning every candidate: {plan.seconds:.1f} s ({len(plan.candidates)} candidates)",
+        drift_line(first, calibrated, now),
         f"wall time: {(time.monotonic() - started) / 60:.1f} min",
         "",
         *(
@@ -250,12 +255,22 @@ def validate_main(args: argparse.Namespace) -> int:
     ]
     (args.out / "validation.md").write_text("\n".join(lines) + "\n")
     result = {"capacity_per_s": cap, "measured_max_per_s": measured_max, "planning_s": plan.seconds}
+    result |= {"alone_service_s": {"class": first, "calibrated": calibrated, "after": now}}
     result |= {"goals": verdicts, "points": [vars(p) for p in points]}
     (args.out / "validation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n".join(lines))
     print(f"validate: wrote {args.out}/validation.md, validation.json, report.html")
     missed = any(ok is False for found in verdicts.values() for ok in found.values())
     return 1 if args.strict and missed else 0
+
+
+def drift_line(name: str, calibrated: float, now: float) -> str:
+    """Whether the machine stayed the same: one class alone, at calibration and after the tests."""
+    change = now / calibrated - 1 if calibrated > 0 else 0.0
+    line = f"drift: {name} alone took {calibrated:.2f} s at calibration, {now:.2f} s after the load tests"
+    if abs(change) > DRIFT_LIMIT:
+        return line + f" ({change:+.0%}): the machine changed under the test; compare with care"
+    return line + f" ({change:+.0%})"
 
 
 def _verdict(ok: bool | None) -> str:

@@ -175,12 +175,13 @@ def test_plan_validate_starts_a_stack_and_compares(tmp_path: Path) -> None:
     out = tmp_path / "validation"
     done = paddock(
         "plan", "validate", "--profile", str(profile), "--calibration", str(tmp_path / "cal.json"),
-        "--slots", "2", "--rates", "0.3", "--jobs", "2", "--poll-interval", "0.2", "--replications", "2",
-        "--out", str(out),
+        "--slots", "2", "--rates", "0.3", "--jobs", "2", "--repeats", "1", "--poll-interval", "0.2",
+        "--replications", "2", "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     table = (out / "validation.md").read_text()
     assert "| rate (jobs/s) | share of capacity | e2e p50 measured | predicted |" in table
     assert "maximum sustainable rate: predicted" in table
+    assert "drift: 1.0-t2v-720P-3s alone took" in table
     assert json.loads((out / "rate-1" / "summary.json").read_text())["succeeded"] == 2
     assert (out / "report.html").is_file() and (out / "validation.json").is_file()

@@ -68,7 +68,7 @@ def test_bad_profiles_are_refused(tmp_path: Path, text: str, message: str) -> No
         _profile(tmp_path, text)
 
 
-@pytest.mark.parametrize("name", ["validate.yaml", "mix.yaml"])
+@pytest.mark.parametrize("name", ["validate.yaml", "mix.yaml", "gpu-example.yaml"])
 def test_the_shipped_profiles_load(name: str) -> None:
     profile = Profile.load(Path(__file__).resolve().parents[2] / "loadtests" / "profiles" / name)
     assert profile.jobs and all(job.model.startswith("happyhorse-") for job in profile.jobs)
