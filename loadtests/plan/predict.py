@@ -55,11 +55,16 @@ def predict(
     replications: int = 5,
     seed: int = 0,
     max_rate: float | None = None,
+    warmup: int = 0,
 ) -> dict[str, Any]:
-    """The prediction object of `paddock plan predict`. Percentiles pool `replications` runs."""
+    """The prediction object of `paddock plan predict`. Percentiles pool `replications` runs of
+    `jobs` jobs each. With `warmup`, each run first offers that many more jobs, left out of the
+    percentiles: steady state, what production traffic sees, rather than a run from empty, what a
+    load test sees."""
     max_rate = capacity(fleet, profile) if max_rate is None else max_rate
-    runs = simulate_runs(fleet, profile, rate, jobs=jobs, seeds=[seed + i for i in range(replications)])
-    done = [r for run in runs for r in run if r.succeeded]
+    seeds = [seed + i for i in range(replications)]
+    runs = simulate_runs(fleet, profile, rate, jobs=jobs + warmup, seeds=seeds)
+    done = [r for run in runs for r in run if r.succeeded and r.index >= warmup]
     flagged = sum(is_saturated(run) for run in runs)
     wait, e2e, service = (
         stats([v for v in (getattr(r, name) for r in done) if v is not None])
@@ -78,6 +83,7 @@ def predict(
         "service_s": _percentiles(service),
         "e2e_s": _percentiles(e2e),
         "jobs": jobs,
+        "warmup_jobs": warmup,
         "replications": replications,
         "analytic": screen(fleet.variant, _names(profile), profile.weights, rate, fleet.workers, fleet.slots),
     }

@@ -9,6 +9,7 @@ workers are then added until the SLO holds. Cost is GPU-hours: workers x GPUs pe
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import time
@@ -211,6 +212,7 @@ def recommend(
     candidates: list[Candidate] = []
     skipped: list[str] = []
     variants = [calibration.variant(variant)] if variant else list(calibration.variants)
+    starts: list[tuple[int, Variant, int, float]] = []  # (GPUs of the first fleet that keeps up, ...)
     for v in variants:
         missing = v.covers(names)
         if missing:
@@ -219,22 +221,38 @@ def recommend(
         for slots in slot_choices(v):
             per_worker = capacity(Fleet(v, 1, slots, tenants), profile, seed)
             first = max(1, math.ceil(rate / per_worker)) if per_worker > 0 else 1
-            for workers in range(max(1, first - 1), first + EXTRA_WORKERS + 1):
-                fleet = Fleet(v, workers, slots, tenants)
-                run_jobs = max(jobs, JOBS_PER_SLOT * workers * slots)
-                prediction = predict(
-                    fleet,
-                    profile,
-                    rate,
-                    jobs=run_jobs,
-                    replications=replications,
-                    seed=seed,
-                    max_rate=workers * per_worker,
-                )
-                candidate = Candidate(fleet, prediction, slo.failure(prediction), gpu_hour_cost)
-                candidates.append(candidate)
-                if candidate.meets:
-                    break
+            starts.append((first * v.gpus_per_worker, v, slots, per_worker))
+    # Best first by cost: fleets are simulated cheapest first, across every variant and slot
+    # count, so once one meets the SLO nothing dearer needs simulating.
+    queue: list[tuple[int, int, int]] = []  # (GPUs, index into starts, workers)
+    for n, (gpus, v, _slots, _rate) in enumerate(starts):
+        workers = max(1, gpus // v.gpus_per_worker - 1)
+        queue.append((workers * v.gpus_per_worker, n, workers))
+    heapq.heapify(queue)
+    bound = math.inf
+    while queue:
+        gpus, n, workers = heapq.heappop(queue)
+        if gpus > bound:
+            break
+        first_gpus, v, slots, per_worker = starts[n]
+        fleet = Fleet(v, workers, slots, tenants)
+        run_jobs = max(jobs, JOBS_PER_SLOT * workers * slots)
+        prediction = predict(
+            fleet,
+            profile,
+            rate,
+            jobs=run_jobs,
+            replications=replications,
+            seed=seed,
+            max_rate=workers * per_worker,
+            warmup=run_jobs,
+        )
+        candidate = Candidate(fleet, prediction, slo.failure(prediction), gpu_hour_cost)
+        candidates.append(candidate)
+        if candidate.meets:
+            bound = min(bound, fleet.gpus)
+        elif workers < first_gpus // v.gpus_per_worker + EXTRA_WORKERS:
+            heapq.heappush(queue, ((workers + 1) * v.gpus_per_worker, n, workers + 1))
     meeting = [c for c in candidates if c.meets]
     best = min(meeting, key=lambda c: (c.cost_per_day, c.prediction["e2e_s"]["p95"])) if meeting else None
     cheaper = [c for c in candidates if not c.meets and (best is None or c.cost_per_day < best.cost_per_day)]
@@ -256,20 +274,31 @@ def recommend(
         skipped=skipped,
     )
     if best is not None:
-        plan.curve = latency_curve(
-            best.fleet, profile, best.prediction["max_rate_per_s"], jobs=jobs, seed=seed
-        )
+        curve = latency_curve(best.fleet, profile, best.prediction["max_rate_per_s"], jobs=jobs, seed=seed)
+        # The plan's own prediction is a point of the same curve, from more runs.
+        plan.curve = sorted([*curve, best.prediction], key=lambda p: float(p["rate_per_s"]))
         plan.curve_label = best.label()
     plan.seconds = time.perf_counter() - started
     return plan
 
 
 def latency_curve(
-    fleet: Fleet, profile: Profile, max_rate: float, *, jobs: int, seed: int
+    fleet: Fleet, profile: Profile, max_rate: float, *, jobs: int, seed: int, steady: bool = True
 ) -> list[dict[str, Any]]:
-    """Predictions from 10 % to 95 % of capacity (fewer replications: it is for the picture)."""
+    """Predictions from 10 % to 95 % of capacity (fewer replications: it is for the picture), in
+    steady state, or, with `steady=False`, for runs from empty like the load tests."""
     run_jobs = max(jobs, JOBS_PER_SLOT * fleet.workers * fleet.slots)
+    warmup = run_jobs if steady else 0
     return [
-        predict(fleet, profile, f * max_rate, jobs=run_jobs, replications=3, seed=seed, max_rate=max_rate)
+        predict(
+            fleet,
+            profile,
+            f * max_rate,
+            jobs=run_jobs,
+            replications=3,
+            seed=seed,
+            max_rate=max_rate,
+            warmup=warmup,
+        )
         for f in CURVE_FRACTIONS
     ]

@@ -227,7 +227,7 @@ def validate_main(args: argparse.Namespace) -> int:
     plan = recommend(
         calibration, profile, middle.rate, slo, gpu_hour_cost=1.0, replications=args.replications
     )
-    plan.curve = latency_curve(fleet, profile, cap, jobs=args.jobs, seed=args.seed)
+    plan.curve = latency_curve(fleet, profile, cap, jobs=args.jobs, seed=args.seed, steady=False)
     plan.curve_label = f"validated stack: {args.workers} worker(s) x {args.slots} slots"
     write_report(
         plan, args.out / "report.html", measured=[args.out / f"rate-{i + 1}" for i in range(len(points))]
