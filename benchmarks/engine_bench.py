@@ -13,15 +13,17 @@ weights instead, and prints seconds per step and MFU (notes/peers.md §2).
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from model.backends import create_backend
-from model.backends.base import Backend, NativeJob
+from model.backends.base import Backend
 from model.engine.engine import Engine
 from model.registry import TaskFamily, default_registry
+from model.sample_jobs import sample_job
+from model.step import NativeJob
 
 # (width, height, frames): three shapes, so some jobs batch together and some cannot.
 SHAPES = ((96, 64, 25), (64, 64, 17), (64, 96, 25))
@@ -50,43 +52,16 @@ class RunStats:
 
 
 def make_jobs(count: int, steps: int) -> list[NativeJob]:
-    """`count` jobs cycling through SHAPES and t2v/i2v, each with its own seed and prompt."""
-    from PIL import Image
-
+    """`count` jobs cycling through SHAPES and t2v/i2v, each with its own seed, prompt and image."""
     jobs = []
     for i in range(count):
         width, height, frames = SHAPES[i % len(SHAPES)]
         family = TaskFamily.I2V if i % 2 else TaskFamily.T2V
-        image = _image(width, height, i) if family is TaskFamily.I2V else None
-        jobs.append(
-            NativeJob(
-                family=family,
-                prompt=f"a horse, take {i}",
-                width=width,
-                height=height,
-                num_frames=frames,
-                fps=8,
-                seed=i,
-                num_inference_steps=steps,
-                guidance_scale=5.0,
-                image=image if image is None else Image.open(io.BytesIO(image)).convert("RGB"),
-            )
-        )
+        jobs.append(sample_job(family, i, width=width, height=height, frames=frames, steps=steps))
     return jobs
 
 
-def _image(width: int, height: int, seed: int) -> bytes:
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def run_stock(backend: Backend, jobs: Sequence[NativeJob]) -> RunStats:
+def run_stock(backend: Backend[Any], jobs: Sequence[NativeJob]) -> RunStats:
     started = time.perf_counter()
     latencies = []
     for job in jobs:
@@ -95,7 +70,7 @@ def run_stock(backend: Backend, jobs: Sequence[NativeJob]) -> RunStats:
     return RunStats("stock", time.perf_counter() - started, latencies)
 
 
-def run_engine(backend: Backend, jobs: Sequence[NativeJob], max_running_jobs: int) -> RunStats:
+def run_engine(backend: Backend[Any], jobs: Sequence[NativeJob], max_running_jobs: int) -> RunStats:
     engine = Engine(max_running_jobs=max_running_jobs)
     try:
         started = time.perf_counter()

@@ -9,18 +9,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from model.backends import Backend, NativeClip, NativeJob, create_backend
+from model.backends import create_backend
+from model.backends.base import Backend
 from model.encode import apply_watermark, write_mp4
 from model.engine.engine import Engine, StepObserver
-from model.parallel import ParallelGroup, world_size
+from model.parallel import BackendFactory, ParallelGroup, world_size
 from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest, GenerationResult
+from model.step import NativeClip, NativeJob, ProgressFn
 from model.video import (
     AUDIO_RATE,
     OUTPUT_FPS,
@@ -33,9 +36,16 @@ from model.video import (
     shrink_image,
 )
 
-ProgressFn = Callable[[int, int], None]
-GroupFactory = Callable[[ModelSpec, Backend], ParallelGroup]
 BackendKey = tuple[str, str | None, tuple[str, ...], str, int, bool, str]
+
+
+class GroupFactory(Protocol):
+    """Starts ranks 1..N-1 of a multi-device spec around rank 0's `backend`: `ParallelGroup`
+    (local processes), or Ray actors in a replica."""
+
+    def __call__(
+        self, spec: ModelSpec, backend: Backend[Any], *, backend_factory: BackendFactory
+    ) -> ParallelGroup: ...
 
 
 def backend_key(spec: ModelSpec) -> BackendKey:
@@ -82,7 +92,7 @@ class VideoGenerator:
         group_factory: GroupFactory = ParallelGroup,
     ) -> None:
         self._registry = dict(registry)
-        self._backends: dict[BackendKey, Backend] = {}
+        self._backends: dict[BackendKey, Backend[Any]] = {}
         self._groups: list[ParallelGroup] = []
         # How ranks 1..N-1 of a multi-device spec start: local processes, or Ray actors in a replica.
         self._group_factory = group_factory
@@ -110,7 +120,7 @@ class VideoGenerator:
         except KeyError:
             raise ValueError(f"unknown model {model!r}") from None
 
-    def backend(self, model: str) -> Backend:
+    def backend(self, model: str) -> Backend[Any]:
         """The loaded backend serving `model`, loading it on first use."""
         spec = self.spec(model)
         key = backend_key(spec)
@@ -119,7 +129,7 @@ class VideoGenerator:
                 backend = create_backend(spec)
                 if world_size(spec) > 1:
                     # ranks 1..N-1 join; the group becomes the backend's forward runner
-                    self._groups.append(self._group_factory(spec, backend))
+                    self._groups.append(self._group_factory(spec, backend, backend_factory=create_backend))
                 self._backends[key] = backend
             return self._backends[key]
 

@@ -4,9 +4,9 @@ A spec with `ulysses_degree > 1` or `cfg_parallel: true` is served by a `Paralle
 `ulysses_degree * (2 if cfg_parallel else 1)` ranks (torch.distributed: gloo on CPU, nccl on CUDA):
 
 - rank 0 is the engine's process: it builds the backend as usual and the group installs itself as
-  the backend's `runner` (a `ForwardRunner`), so `guided_forward` calls go through `run`;
+  the backend's `runner` (a `model.step.ForwardRunner`), so the backend's forwards go through `run`;
 - ranks 1..N-1 run `rank_main` (spawned processes here; Ray actors can call the same function):
-  they build the same backend, then wait for commands;
+  they build the same backend with the factory rank 0 hands them, then wait for commands;
 - per forward, rank 0 broadcasts a command and the inputs' metadata (`broadcast_object_list`),
   then each tensor (`broadcast`); every rank calls its transformer, which diffusers' context
   parallel plan (Ulysses) shards over the sequence and gathers again at `proj_out`;
@@ -24,7 +24,7 @@ import logging
 import multiprocessing.process
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -48,20 +48,9 @@ DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_STARTUP_TIMEOUT_S = 900.0
 READY_KEY = "paddock/ready"
 
-
-class ForwardRunner:
-    """How a backend calls its transformer: `run(transformer, **inputs) -> Tensor`.
-
-    This default calls it locally; `ParallelGroup` runs it on every rank. `inputs` are keyword
-    arguments of the transformer; every tensor among them is batch-major (dim 0 is the sample).
-    """
-
-    def run(self, transformer: Any, **inputs: Any) -> torch.Tensor:
-        """The transformer's output tensor for `inputs`."""
-        return transformer(**inputs, return_dict=False)[0]
-
-
-LOCAL_RUNNER = ForwardRunner()
+# Builds the backend of a spec on each rank: a top-level function (`model.backends.create_backend`),
+# so it pickles by reference for spawned processes and Ray actors.
+BackendFactory = Callable[[ModelSpec], "Backend[Any]"]
 
 
 class ParallelGroupError(RuntimeError):
@@ -130,7 +119,7 @@ def _cpu_device_count() -> Iterator[None]:
         torch.accelerator.device_count = original
 
 
-def _transformers(backend: Backend) -> list[Any]:
+def _transformers(backend: Backend[Any]) -> list[Any]:
     """The backend's transformers in a fixed order (the same on every rank: same construction)."""
     from diffusers import DiffusionPipeline
 
@@ -169,7 +158,7 @@ def _store_address(init_method: str) -> tuple[str, int]:
 class _Member:
     """One rank's share of the work, the same code on rank 0 and on the other ranks."""
 
-    def __init__(self, spec: ModelSpec, backend: Backend, rank: int) -> None:
+    def __init__(self, spec: ModelSpec, backend: Backend[Any], rank: int) -> None:
         from torch.distributed.device_mesh import init_device_mesh
 
         self.layout = layout_of(spec)
@@ -254,17 +243,20 @@ def _send(command: str, index: int = -1, inputs: dict[str, Any] | None = None) -
 
 
 def rank_main(
-    rank: int, world: int, init_method: str, spec: ModelSpec, timeout: float = DEFAULT_TIMEOUT_S
+    rank: int,
+    world: int,
+    init_method: str,
+    spec: ModelSpec,
+    backend_factory: BackendFactory,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Entry point of ranks 1..N-1 (a spawned process or a Ray actor): build the backend on this
-    rank's device, join the group, serve forwards until rank 0 sends STOP."""
-    from model.backends import create_backend
-
+    rank's device with `backend_factory`, join the group, serve forwards until rank 0 sends STOP."""
     if "threads" in spec.options:
         torch.set_num_threads(int(spec.options["threads"]))
     device = rank_device(spec, rank)
     # load before joining: the group's timeout then covers collectives, not checkpoint loading
-    backend = create_backend(replace(spec, devices=(str(device),)))
+    backend = backend_factory(replace(spec, devices=(str(device),)))
     host, port = _store_address(init_method)
     store = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=timeout))
     # tells rank 0 this rank has loaded: rank 0 only then starts the group's timed rendezvous
@@ -276,10 +268,11 @@ def rank_main(
         dist.destroy_process_group()
 
 
-class ParallelGroup(ForwardRunner):
+class ParallelGroup:
     """Rank 0 of a group serving `spec`: spawns ranks 1..N-1 and becomes `backend.runner`.
 
-    `backend` is rank 0's already-built backend. Startup blocks until every rank has loaded
+    `backend` is rank 0's already-built backend; `backend_factory` builds the same on the other
+    ranks (`model.backends.create_backend`). Startup blocks until every rank has loaded
     (bounded by `startup_timeout`; a rank that dies meanwhile raises at once) and joined; each
     collective after that is bounded by `timeout`. Use `close()` (or `with`) to stop the ranks.
     """
@@ -287,13 +280,15 @@ class ParallelGroup(ForwardRunner):
     def __init__(
         self,
         spec: ModelSpec,
-        backend: Backend,
+        backend: Backend[Any],
         *,
+        backend_factory: BackendFactory,
         timeout: float = DEFAULT_TIMEOUT_S,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
         host: str = "127.0.0.1",
     ) -> None:
         self.spec = spec
+        self.backend_factory = backend_factory
         self.layout = layout_of(spec)
         self.timeout = timeout
         self.processes: list[multiprocessing.process.BaseProcess] = []
@@ -302,7 +297,7 @@ class ParallelGroup(ForwardRunner):
         self._closed = False
         if dist.is_initialized():
             raise RuntimeError("a process group already exists in this process: one ParallelGroup each")
-        if getattr(backend, "cache", None) is not None:
+        if backend.cache is not None:
             # the step cache decides per rank whether to skip blocks: the ranks' collectives would diverge
             raise ValueError(f"model {spec.name!r}: step caching cannot be combined with a parallel group")
         # port 0: the store binds a free port itself (no race with another process picking it)
@@ -320,13 +315,13 @@ class ParallelGroup(ForwardRunner):
             if dist.is_initialized():
                 dist.destroy_process_group()
             raise
-        backend.runner = self  # type: ignore[attr-defined]
+        backend.runner = self
         log.info("parallel group up: %s, %d ranks (%s)", spec.name, self.layout.world, self.init_method)
 
     def _spawn(self) -> None:
         ctx = mp.get_context("spawn")
         for rank in range(1, self.layout.world):
-            args = (rank, self.layout.world, self.init_method, self.spec, self.timeout)
+            args = (rank, self.layout.world, self.init_method, self.spec, self.backend_factory, self.timeout)
             process = ctx.Process(target=rank_main, args=args, name=f"paddock-rank{rank}", daemon=True)
             process.start()
             self.processes.append(process)

@@ -1,4 +1,8 @@
-"""What the worker hands the model side, and what it gets back. Torch-free."""
+"""What the worker hands the model side, and what it gets back. Torch-free.
+
+The worker (`server.worker.runner`) imports only this module and the registry from model/, so it
+never loads torch through them.
+"""
 
 from __future__ import annotations
 
@@ -44,3 +48,7 @@ class GenerationResult:
     duration_s: float
     has_audio: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+
+
+class EngineShutdown(Exception):
+    """The engine stopped before this job was admitted; nothing ran (the worker hands it back)."""

@@ -1,34 +1,47 @@
-"""Backends by name: the classes that turn a native-size job into frames with a real diffusers pipeline."""
+"""Backends by name, imported on demand: loading one backend never imports the others.
+
+A backend registers itself with one line in `BACKENDS`: the name a `ModelSpec.backend` uses and
+where its class lives ("module:Class"). The class subclasses `model.backends.base.Backend` and
+its `name` is that same name.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
-from model.backends.base import Backend, NativeClip, NativeJob
-from model.backends.ltx2 import LTX2Backend
-from model.backends.vace import WanVACEBackend
-from model.backends.wan import WanTI2VBackend
-from model.backends.wan_i2v import WanI2VBackend
-from model.backends.wan_t2v import WanT2VBackend
+from model.backends.base import Backend
 from model.registry import ModelSpec
 
-BACKENDS: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (WanTI2VBackend, WanVACEBackend, WanI2VBackend, WanT2VBackend, LTX2Backend)
+BACKENDS: dict[str, str] = {
+    "wan-ti2v": "model.backends.wan.ti2v:WanTI2VBackend",
+    "wan-t2v": "model.backends.wan.t2v:WanT2VBackend",
+    "wan-i2v": "model.backends.wan.i2v:WanI2VBackend",
+    "wan-vace": "model.backends.wan.vace:WanVACEBackend",
+    "ltx2": "model.backends.ltx2.backend:LTX2Backend",
 }
 
-__all__ = ["BACKENDS", "Backend", "NativeClip", "NativeJob", "backend_class", "create_backend", "save_tiny"]
+__all__ = ["BACKENDS", "backend_class", "create_backend", "save_tiny"]
 
 
-def backend_class(name: str) -> type[Backend]:
-    """The backend class registered as `name`; ValueError for an unknown one."""
+def backend_class(name: str) -> type[Backend[Any]]:
+    """The backend class registered as `name`, imported now; ValueError for an unknown name."""
     try:
-        return BACKENDS[name]
+        module_name, _, class_name = BACKENDS[name].partition(":")
     except KeyError:
         raise ValueError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}") from None
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Backend) and cls.name == name):
+        raise TypeError(f"{BACKENDS[name]} is not the Backend subclass named {name!r}")
+    return cls
 
 
-def create_backend(spec: ModelSpec) -> Backend:
-    """Load the backend `spec.backend` for `spec` (tiny random weights when `spec.checkpoint` is None)."""
+def create_backend(spec: ModelSpec) -> Backend[Any]:
+    """Load the backend `spec.backend` for `spec` (tiny random weights when `spec.checkpoint` is None).
+
+    A top-level function on purpose: the parallel group hands it to ranks in other processes.
+    """
     return backend_class(spec.backend)(spec)
 
 
@@ -37,7 +50,8 @@ def save_tiny(backend_name: str, folder: str | Path, seed: int = 0) -> Path:
 
     Point a ModelSpec's `checkpoint` at the folder to load it through the real `from_pretrained` path.
     """
+    cls = backend_class(backend_name)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    backend_class(backend_name).save_tiny(folder, seed)
+    cls.save_tiny(folder, seed)
     return folder

@@ -1,62 +1,26 @@
-"""The backend contract: one native-size job in, native frames (and maybe sound) out."""
+"""The backend contract: one native-size job in, native frames (and maybe sound) out.
+
+The engine and the generator call backends only through `Backend`; a backend never imports the
+engine. Its per-job state is `JobState[S]` with `S` its own small dataclass.
+"""
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-import numpy as np
-from PIL import Image
-
-from model.parallel import LOCAL_RUNNER, ForwardRunner
 from model.registry import ModelSpec, TaskFamily
+from model.step import LOCAL_RUNNER, BatchKey, ForwardRunner, JobState, NativeClip, NativeJob
 
 if TYPE_CHECKING:
-    from model.engine.state import JobState
+    import torch
 
-ProgressFn = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class NativeJob:
-    """One generation at the backend's native size and frame rate, media already decoded.
-
-    `image` is the i2v first frame, already fitted to `width` x `height`; `video` is the edit
-    source as uint8 [F, height, width, 3] at `fps`; `reference_images` keep the client's order.
-    """
-
-    family: TaskFamily
-    prompt: str
-    width: int
-    height: int
-    num_frames: int
-    fps: int
-    seed: int
-    num_inference_steps: int
-    guidance_scale: float
-    image: Image.Image | None = None
-    reference_images: tuple[Image.Image, ...] = ()
-    video: np.ndarray | None = None
-    progress: ProgressFn | None = None
+S = TypeVar("S")
 
 
-@dataclass(frozen=True)
-class NativeClip:
-    """What a backend made: float32 frames [F, h, w, 3] in [0, 1] at `fps`, and optional sound
-    as float32 [channels, samples] in [-1, 1] at `sample_rate`."""
-
-    frames: np.ndarray
-    fps: int
-    audio: np.ndarray | None = None
-    sample_rate: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class Backend(ABC):
+class Backend(ABC, Generic[S]):
     """A loaded model serving one or more task families.
 
     Subclasses build their pipelines in `__init__` (tiny random weights when `spec.checkpoint` is
@@ -65,8 +29,9 @@ class Backend(ABC):
     - `generate`: the stock diffusers pipeline, one job per call. The engine's correctness anchor
       and the benchmark's baseline. Serialised by a per-instance lock because pipelines keep
       per-call state (the scheduler's step index).
-    - the step API the engine drives (`prepare`, `batch_key`, `forward`, `decode`): the same
-      components and maths, with the step loop outside, so steps of many jobs share a forward.
+    - the step API the engine drives (`prepare`, `batch_key`, `forward`, `decode`, `release`):
+      the same components and maths, with the step loop outside, so steps of many jobs share a
+      forward.
     """
 
     name: ClassVar[str]
@@ -74,22 +39,33 @@ class Backend(ABC):
     # How the transformer is called: locally, or on every rank of a ParallelGroup (which sets it).
     runner: ForwardRunner = LOCAL_RUNNER
     # The diffusers step-cache config enabled on this backend's transformers, if any.
-    cache: Any = None
+    cache: object | None = None
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self._lock = threading.Lock()
 
-    def generate(self, job: NativeJob) -> NativeClip:
-        """Run one job; raises ValueError for a family this backend does not serve."""
+    def check(self, job: NativeJob) -> None:
+        """ValueError for a job this backend cannot run: a family it does not serve, or without
+        the media its family needs."""
         if job.family not in self.families:
             raise ValueError(f"backend {self.name!r} does not serve {job.family.value}")
+        if job.family is TaskFamily.I2V and job.image is None:
+            raise ValueError("i2v needs a first frame")
+        if job.family is TaskFamily.R2V and not job.reference_images:
+            raise ValueError("r2v needs at least one reference image")
+        if job.family is TaskFamily.VIDEO_EDIT and job.video is None:
+            raise ValueError("video-edit needs a source video")
+
+    def generate(self, job: NativeJob) -> NativeClip:
+        """Run one job through the stock pipeline; ValueError for a job `check` refuses."""
+        self.check(job)
         with self._lock:
             return self._generate(job)
 
     @abstractmethod
     def _generate(self, job: NativeJob) -> NativeClip:
-        """Run one job; called with the instance lock held."""
+        """Run one checked job; called with the instance lock held."""
 
     @classmethod
     @abstractmethod
@@ -109,59 +85,23 @@ class Backend(ABC):
         return int(self.spec.options.get("max_batch_tokens", 1 << 20))
 
     @abstractmethod
-    def prepare(self, job: NativeJob) -> JobState:
-        """Encode the job's prompt and media and draw its initial noise, exactly as the stock
-        pipeline would for the same seed. Runs once per job, at admission."""
+    def prepare(self, job: NativeJob) -> JobState[S]:
+        """Check the job, encode its prompt and media and draw its initial noise, exactly as the
+        stock pipeline would for the same seed. Runs once per job, at admission."""
 
-    def batch_key(self, state: JobState) -> Hashable:
+    def batch_key(self, state: JobState[S]) -> BatchKey:
         """Jobs with equal keys share a forward. Subclasses add what else must match."""
         return state.batch_key()
 
     @abstractmethod
-    def forward(self, states: list[JobState]) -> list[Any]:
+    def forward(self, states: list[JobState[S]]) -> list[torch.Tensor]:
         """One transformer call for all `states` (same key): the guided noise prediction of
         each job at its own current timestep, in order."""
 
-    def cache_modules(self) -> list[Any]:
-        """Transformers that may carry step-cache hooks (the engine releases a finished job's
-        per-context hook state on them)."""
-        return []
-
     @abstractmethod
-    def decode(self, states: list[JobState]) -> list[NativeClip]:
+    def decode(self, states: list[JobState[S]]) -> list[NativeClip]:
         """Finished jobs' latents to frames. States passed together have the same latent shape."""
 
-
-def torch_dtype(name: str) -> Any:
-    """`"bfloat16"` -> `torch.bfloat16`; rejects names that are not torch floating dtypes."""
-    import torch
-
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"unknown torch dtype {name!r}")
-    return dtype
-
-
-def step_callback(progress: ProgressFn | None, total: int) -> Callable[..., dict[str, Any]] | None:
-    """Adapt `progress(step, total)` to diffusers' `callback_on_step_end` signature (1-based steps)."""
-    if progress is None:
-        return None
-
-    def _on_step_end(_pipe: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        progress(step + 1, total)
-        return tensors
-
-    return _on_step_end
-
-
-def cpu_generator(seed: int) -> Any:
-    """A CPU torch.Generator: the initial noise is then the same on every device type."""
-    import torch
-
-    return torch.Generator(device="cpu").manual_seed(seed)
-
-
-def frames_array(frames: Any) -> np.ndarray:
-    """The first video of a pipeline's `output_type="np"` result as contiguous float32 [F, H, W, 3]."""
-    video = np.asarray(frames[0], dtype=np.float32)
-    return np.ascontiguousarray(np.clip(video, 0.0, 1.0))
+    def release(self, state: JobState[S]) -> None:
+        """Free what a finished or failed job holds outside its state (a step cache's hook state
+        for its context). The engine calls it once per admitted job."""

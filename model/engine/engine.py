@@ -24,34 +24,33 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from model.backends.base import Backend, NativeClip, NativeJob
+from model.backends.base import Backend
 from model.engine.batcher import StepBatcher
-from model.engine.caches import release_cache_context
-from model.engine.state import JobState
+from model.request import EngineShutdown
+from model.step import JobState, NativeClip, NativeJob
 
 log = logging.getLogger(__name__)
 
 # (backend name, batch size, seconds) after every batched forward.
 StepObserver = Callable[[str, int, float], None]
 
-
-class EngineShutdown(Exception):
-    """The engine stopped before this job was admitted; nothing ran."""
+__all__ = ["Engine", "EngineShutdown", "StepObserver"]
 
 
 @dataclass
 class _Ticket:
-    backend: Backend
+    backend: Backend[Any]
     job: NativeJob
     future: Future[NativeClip] = field(default_factory=Future)
-    state: JobState | None = None
+    state: JobState[Any] | None = None
     admitted_at: float = 0.0
 
     @property
-    def live(self) -> JobState:
+    def live(self) -> JobState[Any]:
         assert self.state is not None, "ticket used before admission"
         return self.state
 
@@ -76,7 +75,7 @@ class Engine:
 
     # -- public ---------------------------------------------------------------------------------
 
-    def submit(self, backend: Backend, job: NativeJob) -> Future[NativeClip]:
+    def submit(self, backend: Backend[Any], job: NativeJob) -> Future[NativeClip]:
         """Queue `job` on `backend`; the future resolves to its native clip."""
         ticket = _Ticket(backend, job)
         with self._cond:
@@ -86,7 +85,7 @@ class Engine:
             self._cond.notify()
         return ticket.future
 
-    def run(self, backend: Backend, job: NativeJob) -> NativeClip:
+    def run(self, backend: Backend[Any], job: NativeJob) -> NativeClip:
         """Submit and wait."""
         return self.submit(backend, job).result()
 
@@ -183,9 +182,8 @@ class Engine:
             ticket.future.set_exception(exc)
 
     def _release(self, ticket: _Ticket) -> None:
-        state = ticket.state
-        if state is not None and state.cache_context is not None:
-            release_cache_context(ticket.backend, state.cache_context)
+        if ticket.state is not None:
+            ticket.backend.release(ticket.state)
 
     def _retire_finished(self) -> None:
         finished = [t for t in self._running if t.live.done]

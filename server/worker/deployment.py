@@ -46,6 +46,7 @@ from server.config import Settings
 if TYPE_CHECKING:
     from ray.serve import Application
 
+    from model.parallel import BackendFactory
     from model.registry import ModelSpec
     from server.jobs.base import TaskQueue
     from server.worker.runner import JobRunner
@@ -182,9 +183,18 @@ def ray_registry(registry: dict[str, ModelSpec], *, gpus: int) -> dict[str, Mode
 class RankActor:
     """Ranks 1..N-1 of a replica's parallel group: `model.parallel.rank_main`, one GPU each."""
 
-    def run(self, rank: int, world: int, init_method: str, spec: ModelSpec, timeout: float) -> None:
-        """Load the backend, join the group, serve forwards until rank 0 sends STOP."""
-        rank_main(rank, world, init_method, spec, timeout)
+    def run(
+        self,
+        rank: int,
+        world: int,
+        init_method: str,
+        spec: ModelSpec,
+        backend_factory: BackendFactory,
+        timeout: float,
+    ) -> None:
+        """Load the backend with `backend_factory`, join the group, serve forwards until rank 0
+        sends STOP."""
+        rank_main(rank, world, init_method, spec, backend_factory, timeout)
 
 
 class _RankProcess:
@@ -231,7 +241,9 @@ class RayParallelGroup(ParallelGroup):
         world = self.layout.world
         for rank in range(1, world):
             actor = RankActor.options(**self.rank_options).remote()  # type: ignore[attr-defined]
-            done = actor.run.remote(rank, world, self.init_method, self.spec, self.timeout)
+            done = actor.run.remote(
+                rank, world, self.init_method, self.spec, self.backend_factory, self.timeout
+            )
             self.processes.append(_RankProcess(rank, actor, done))  # type: ignore[arg-type]
 
 

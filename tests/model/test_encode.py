@@ -9,7 +9,7 @@ import pytest
 
 from model.encode import apply_watermark, audio_samples, watermark_box, write_mp4
 from model.video import FrameTrack
-from tests.model.probes import read_mp4, rms, top_level_boxes
+from tests.support.mp4 import read_mp4, rms, top_level_boxes
 
 W, H, N = 320, 192, 36
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from model.backends import save_tiny
 from model.generator import VideoGenerator
-from model.registry import TaskFamily
+from model.registry import TaskFamily, default_registry
 from model.request import GenerationRequest, GenerationResult
-from tests.model.probes import read_mp4, rms
+from tests.support.mp4 import read_mp4, rms
 from tests.videos import make_image, make_video
 
 MODELS = {
@@ -135,3 +137,14 @@ def test_bad_requests(generator: VideoGenerator, tmp_path: Path) -> None:
         generator.generate(request(TaskFamily.VIDEO_EDIT), tmp_path)
     with pytest.raises(ValueError, match="reference"):
         generator.generate(request(TaskFamily.R2V), tmp_path)
+
+
+def test_a_checkpoint_folder_serves_a_model(tmp_path: Path) -> None:
+    folder = save_tiny("wan-ti2v", tmp_path / "ti2v")
+    spec = replace(default_registry()["happyhorse-1.0-t2v"], checkpoint=str(folder))
+    gen = VideoGenerator({spec.name: spec})
+    try:
+        result = gen.generate(replace(request(TaskFamily.T2V), model=spec.name), tmp_path)
+    finally:
+        gen.close()
+    assert read_mp4(result.path).frames.shape == (72, 192, 320, 3)

@@ -18,7 +18,7 @@ from model.video import (
     shrink_image,
     temporal_index,
 )
-from tests.model.probes import rms
+from tests.support.mp4 import rms
 from tests.videos import make_image, make_video
 
 

@@ -10,13 +10,15 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from model.backends import Backend, create_backend
+from model.backends import create_backend
+from model.backends.base import Backend
 from model.parallel import ParallelGroup, ParallelGroupError
-from tests.model.parallel.conftest import ENGINE_TOL, JOBS, STOCK_TOL, base_spec, engine_frames, max_diff
+from tests.support.parallel import ENGINE_TOL, JOBS, STOCK_TOL, base_spec, engine_frames, max_diff
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +26,16 @@ TIMEOUT_S = 5.0
 
 
 @pytest.fixture(scope="module")
-def cfg_group() -> Iterator[tuple[Backend, ParallelGroup]]:
+def cfg_group() -> Iterator[tuple[Backend[Any], ParallelGroup]]:
     spec = base_spec(cfg_parallel=True)
     backend = create_backend(spec)
-    with ParallelGroup(spec, backend, timeout=TIMEOUT_S) as group:
+    with ParallelGroup(spec, backend, backend_factory=create_backend, timeout=TIMEOUT_S) as group:
         yield backend, group
     assert not any(p.is_alive() for p in group.processes)
 
 
 def test_cfg_parallel_equals_single_process(
-    reference: dict[str, list[np.ndarray]], cfg_group: tuple[Backend, ParallelGroup]
+    reference: dict[str, list[np.ndarray]], cfg_group: tuple[Backend[Any], ParallelGroup]
 ) -> None:
     backend, group = cfg_group
     assert group.layout.cfg == 2 and group.layout.ulysses == 1
@@ -43,7 +45,7 @@ def test_cfg_parallel_equals_single_process(
     assert group.healthy()
 
 
-def test_hung_rank_times_out_on_rank_zero(cfg_group: tuple[Backend, ParallelGroup]) -> None:
+def test_hung_rank_times_out_on_rank_zero(cfg_group: tuple[Backend[Any], ParallelGroup]) -> None:
     backend, group = cfg_group
     rank1 = group.processes[0]
     assert rank1.pid is not None

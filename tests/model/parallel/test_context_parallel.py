@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
-from model.backends import Backend
+from model.backends.base import Backend
 from model.generator import VideoGenerator
 from model.parallel import ParallelGroup, ParallelGroupError
 from model.registry import TaskFamily
-from tests.model.parallel.conftest import (
+from tests.support.parallel import (
     ENGINE_TOL,
     JOBS,
     NAME,
@@ -31,11 +32,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ulysses() -> Iterator[tuple[VideoGenerator, Backend, ParallelGroup]]:
+def ulysses() -> Iterator[tuple[VideoGenerator, Backend[Any], ParallelGroup]]:
     generator = VideoGenerator({NAME: base_spec(ulysses_degree=2)})
     try:
         backend = generator.backend(NAME)  # world size 2: the generator starts the group
-        group = backend.runner  # type: ignore[attr-defined]
+        group = backend.runner
         assert isinstance(group, ParallelGroup)
         yield generator, backend, group
     finally:
@@ -44,7 +45,7 @@ def ulysses() -> Iterator[tuple[VideoGenerator, Backend, ParallelGroup]]:
 
 
 def test_two_rank_ulysses_equals_single_process(
-    reference: dict[str, list[np.ndarray]], ulysses: tuple[VideoGenerator, Backend, ParallelGroup]
+    reference: dict[str, list[np.ndarray]], ulysses: tuple[VideoGenerator, Backend[Any], ParallelGroup]
 ) -> None:
     generator, backend, group = ulysses
     assert group.healthy() and group.layout.world == 2
@@ -54,7 +55,7 @@ def test_two_rank_ulysses_equals_single_process(
 
 
 def test_indivisible_token_count_fails_the_job_not_the_group(
-    ulysses: tuple[VideoGenerator, Backend, ParallelGroup],
+    ulysses: tuple[VideoGenerator, Backend[Any], ParallelGroup],
 ) -> None:
     generator, backend, group = ulysses
     # 32x32, 1 frame: one token per sample cannot be split over two ranks
@@ -65,7 +66,7 @@ def test_indivisible_token_count_fails_the_job_not_the_group(
 
 
 def test_killed_rank_fails_rank_zero_instead_of_hanging(
-    ulysses: tuple[VideoGenerator, Backend, ParallelGroup],
+    ulysses: tuple[VideoGenerator, Backend[Any], ParallelGroup],
 ) -> None:
     generator, backend, group = ulysses
     group.processes[0].kill()

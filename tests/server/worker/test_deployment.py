@@ -218,7 +218,7 @@ def test_rank_actors_join_rank_zero_in_one_group(cluster: None) -> None:
     from model.backends import create_backend
     from model.generator import VideoGenerator
     from server.worker.deployment import RayParallelGroup
-    from tests.model.parallel.conftest import ENGINE_TOL, JOBS, NAME, base_spec, engine_frames, max_diff
+    from tests.support.parallel import ENGINE_TOL, JOBS, NAME, base_spec, engine_frames, max_diff
 
     single = engine_frames(create_backend(base_spec()), JOBS)
     factory = functools.partial(RayParallelGroup, rank_options={"num_gpus": 0, "num_cpus": 1})

@@ -1,4 +1,5 @@
-"""Flow-matching samplers, one instance per job (Euler and UniPC from diffusers)."""
+"""Flow-matching samplers from diffusers (Euler and UniPC): the kind a backend loads with, and one
+fresh instance per job for the engine."""
 
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ def convert_scheduler(template: Any, kind: str | None) -> Any:
     if kind == "euler":
         if isinstance(template, FlowMatchEulerDiscreteScheduler):
             return template
-        return FlowMatchEulerDiscreteScheduler(shift=shift)
+        return FlowMatchEulerDiscreteScheduler(shift=shift)  # type: ignore[no-untyped-call]  # untyped __init__
     if isinstance(template, UniPCMultistepScheduler):
         return template
-    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    return UniPCMultistepScheduler(  # type: ignore[no-untyped-call]  # untyped __init__
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift
+    )
 
 
 def job_scheduler(template: Any, steps: int, device: Any) -> Any:

@@ -9,6 +9,8 @@ crosses from one job to another.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 # Wan's block names: TaylorSeer's default patterns (`^blocks.*attn`, re.fullmatch) miss
@@ -37,15 +39,20 @@ def cache_config(options: dict[str, Any]) -> Any | None:
     raise ValueError(f"unknown cache type {kind!r}; choose first_block, taylorseer or magcache")
 
 
-def release_cache_context(backend: Any, name: str) -> None:
-    """Drop the per-context state every stateful hook keeps for `name`.
+def new_cache_context() -> str:
+    """A hook-state context name no other job uses."""
+    return f"job-{uuid.uuid4().hex}"
+
+
+def release_cache_context(modules: Iterable[Any], name: str) -> None:
+    """Drop the per-context state every stateful hook on `modules` keeps for `name`.
 
     diffusers keeps hook state per context name (`StateManager._state_cache`) and only offers a
     reset of all contexts; a serving loop with many jobs in flight must free one at a time.
     """
     from diffusers.hooks.hooks import HookRegistry, StateManager
 
-    for root in backend.cache_modules():
+    for root in modules:
         registry = getattr(root, "_diffusers_hook", None)
         if not isinstance(registry, HookRegistry):
             continue

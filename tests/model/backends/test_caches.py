@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from model.backends import create_backend
-from model.engine.caches import cache_config
+from model.backends.caches import cache_config
+from model.backends.wan.backend import WanBackend
 from model.engine.engine import Engine
-from model.registry import TaskFamily
-from tests.model.engine.conftest import make_job, ti2v_spec
+from model.registry import TaskFamily, default_registry
+from model.sample_jobs import sample_job
+from tests.support.stepcheck import leftover_cache_contexts, with_options
 
 CACHES = [
     {"type": "first_block", "threshold": 0.5},
@@ -18,15 +20,16 @@ CACHES = [
 
 
 @pytest.mark.parametrize("cache", CACHES, ids=lambda c: c["type"])
-def test_cached_job_is_unchanged_by_other_cached_jobs(cache: dict) -> None:
-    plain = create_backend(ti2v_spec())
-    cached = create_backend(ti2v_spec(cache=cache))
-    job = make_job(TaskFamily.T2V, seed=7, steps=6)
+def test_cached_job_is_unchanged_by_other_cached_jobs(cache: dict[str, object]) -> None:
+    spec = default_registry()["happyhorse-1.0-i2v"]
+    plain = create_backend(spec)
+    cached = create_backend(with_options(spec, cache=cache))
+    job = sample_job(TaskFamily.T2V, 7, steps=6)
     engine = Engine()
     try:
         reference = engine.run(plain, job).frames
         alone = engine.run(cached, job).frames
-        others = [make_job(TaskFamily.T2V, seed=s, steps=6) for s in (8, 9)]
+        others = [sample_job(TaskFamily.T2V, s, steps=6) for s in (8, 9)]
         futures = [engine.submit(cached, j) for j in (others[0], job, others[1])]
         interleaved = futures[1].result().frames
         for f in futures:
@@ -35,19 +38,8 @@ def test_cached_job_is_unchanged_by_other_cached_jobs(cache: dict) -> None:
         engine.shutdown()
     assert np.abs(alone - reference).max() > 1e-3, "the cache changed nothing: it is not active"
     assert np.abs(interleaved - alone).max() < 1e-5
-    # Every finished job's hook state was released.
-    from diffusers.hooks.hooks import StateManager
-
-    registry = cached.cache_modules()[0]._diffusers_hook
-    leftovers = [
-        name
-        for child in (registry, *registry._get_child_registries())
-        for hook in child.hooks.values()
-        for attr in vars(hook).values()
-        if isinstance(attr, StateManager)
-        for name in attr._state_cache
-    ]
-    assert leftovers == []
+    assert isinstance(cached, WanBackend)
+    assert leftover_cache_contexts(cached.experts) == []  # every finished job's hook state was released
 
 
 def test_unknown_cache_and_uncalibrated_magcache_are_refused() -> None:

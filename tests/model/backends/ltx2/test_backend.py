@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from model.backends import BACKENDS, NativeClip, NativeJob, create_backend, save_tiny
-from model.backends.ltx2 import LTX2Backend, pack, unpack
+from model.backends import backend_class, create_backend, save_tiny
+from model.backends.ltx2.backend import LTX2Backend
 from model.engine.engine import Engine
 from model.generator import VideoGenerator
 from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest
-from tests.model.probes import read_mp4, rms
+from model.sample_jobs import sample_job
+from model.step import NativeClip, NativeJob
+from tests.support.mp4 import read_mp4, rms
 
 TOL = 1e-4
 # Every guidance mode of the stock pipeline at once: CFG with its own audio scale, rescale, STG
@@ -47,22 +47,9 @@ def ltx2_spec(name: str = "happyhorse-1.1-t2v", **fields: Any) -> ModelSpec:
 def make_job(
     seed: int, *, family: TaskFamily = TaskFamily.T2V, steps: int = 2, guidance: float = 3.0, prompt: str = ""
 ) -> NativeJob:
-    image = None
-    if family is TaskFamily.I2V:
-        rng = np.random.default_rng(seed)
-        image = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).resize((32, 32))
-    return NativeJob(
-        family=family,
-        prompt=prompt or f"a horse neighs, take {seed}",
-        width=32,
-        height=32,
-        num_frames=5,
-        fps=8,
-        seed=seed,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        image=image,
-    )
+    """A 32x32 clip of 5 frames (the tiny VAE's grid)."""
+    job = sample_job(family, seed, width=32, height=32, frames=5, steps=steps, guidance=guidance)
+    return replace(job, prompt=prompt) if prompt else job
 
 
 def diff(a: NativeClip, b: NativeClip) -> float:
@@ -92,7 +79,7 @@ def stock_t2v(backend: LTX2Backend) -> NativeClip:
 
 
 def test_registered() -> None:
-    assert BACKENDS["ltx2"] is LTX2Backend
+    assert backend_class("ltx2") is LTX2Backend
     assert LTX2Backend.families == {TaskFamily.T2V, TaskFamily.I2V}
 
 
@@ -114,14 +101,6 @@ def test_frame_rule_rounds_to_vae_grid(backend: LTX2Backend) -> None:
     down = create_backend(ltx2_spec(options={"frame_rule": "down"}))
     assert isinstance(down, LTX2Backend)
     assert down.num_frames(replace(job, num_frames=6)) == 5
-
-
-def test_pack_round_trip() -> None:
-    video, audio = np.arange(24.0).reshape(1, 4, 6), np.arange(10.0).reshape(1, 5, 2)
-    packed = pack(torch.tensor(video), torch.tensor(audio))
-    assert packed.shape == (1, 34)
-    back = unpack(packed, (4, 6), (5, 2))
-    assert np.array_equal(back[0].numpy(), video) and np.array_equal(back[1].numpy(), audio)
 
 
 def test_engine_equals_stock_t2v(backend: LTX2Backend, engine: Engine, stock_t2v: NativeClip) -> None:
