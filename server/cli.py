@@ -1,4 +1,6 @@
-"""`paddock serve | api | worker | storage init`: builds Settings once and passes it down."""
+"""`paddock serve | api | worker | ray | bench | loadtest | plan | storage init`: a tiny CLI that
+builds Settings once and hands them to the part that runs (`server.api.app`,
+`server.worker.factory`, ...)."""
 
 from __future__ import annotations
 
@@ -8,22 +10,10 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
-from fastapi import FastAPI
-
-from server.api.deps import Services
 from server.config import Settings
 from server.keys import KeyRing
-
-if TYPE_CHECKING:
-    from model.generator import GroupFactory
-    from model.registry import ModelSpec
-    from server.jobs.base import TaskQueue
-    from server.storage.base import ObjectStore
-    from server.worker.ray_metrics import RunnerMetrics
-    from server.worker.runner import JobRunner
 from server.logging import configure_logging
 
 log = logging.getLogger("paddock")
@@ -105,9 +95,12 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
     if generated is not None:
         # Printed once at start so a first-time user can copy it; it also sits in the data folder.
         print(f"paddock: API key (stored in {settings.data_dir / 'api_key'}): {generated}", flush=True)
-    app = create_app(
-        settings, keys=keys, worker_factory=_in_process_worker(settings) if with_worker else None
-    )
+    worker_factory = None
+    if with_worker:
+        from server.worker.factory import build_worker
+
+        worker_factory = build_worker
+    app = create_app(settings, keys=keys, worker_factory=worker_factory)
     print(f"paddock: serving the DashScope API at {settings.base_url}/api/v1", flush=True)
     # The key rides in the URL fragment, which browsers never send: it stays out of every log.
     link = f"{settings.base_url}/" + (f"#key={generated}" if generated is not None else "")
@@ -126,91 +119,30 @@ def _serve(settings: Settings, *, with_worker: bool) -> int:
     return 0
 
 
-def _in_process_worker(
-    settings: Settings,
-) -> Callable[[FastAPI, Services], Awaitable[Callable[[], Awaitable[None]]]]:
-    async def start(app: FastAPI, services: Services) -> Callable[[], Awaitable[None]]:
-        runner = build_runner(settings, services.queue, services.store, services.registry)
-        app.state.worker = runner
-        task = asyncio.create_task(runner.run())
-
-        async def stop() -> None:
-            runner.stop()
-            try:
-                await asyncio.wait_for(task, timeout=settings.shutdown_grace_s + 30)
-            except TimeoutError:
-                task.cancel()
-
-        return stop
-
-    return start
-
-
-def build_runner(
-    settings: Settings,
-    queue: TaskQueue,
-    store: ObjectStore,
-    registry: dict[str, ModelSpec],
-    *,
-    metrics: RunnerMetrics | None = None,
-    group_factory: GroupFactory | None = None,
-) -> JobRunner:
-    """A JobRunner over a VideoGenerator (and its engine) for `registry`: what `serve` runs
-    in-process and `worker` runs standalone. `metrics` replaces the prometheus_client sink (Ray
-    replicas record through `ray.serve.metrics`); it also gets the engine's `observe_step`.
-    `group_factory` starts the ranks of multi-device models (default: local processes)."""
-    from model.generator import VideoGenerator
-    from server.jobs.janitor import heartbeat_interval
-    from server.metrics import observe_step
-    from server.worker.runner import JobRunner
-
-    generator = VideoGenerator(
-        registry,
-        max_running_jobs=max(16, settings.max_concurrent_jobs),
-        step_observer=observe_step if metrics is None else metrics.observe_step,
-        **({} if group_factory is None else {"group_factory": group_factory}),
-    )
-    return JobRunner(
-        queue,
-        store,
-        generator,
-        task_ttl_s=settings.task_ttl_s,
-        task_timeout_s=settings.task_timeout_s,
-        name=settings.worker_name,
-        max_concurrent_jobs=settings.max_concurrent_jobs,
-        heartbeat_s=heartbeat_interval(settings.claim_timeout_s),
-        shutdown_grace_s=settings.shutdown_grace_s,
-        metrics=metrics,
-    )
-
-
 async def _worker(settings: Settings) -> int:
-    from model.registry import load_registry
-    from server.jobs import queue_from_settings
-    from server.signing import Signer, load_or_create_secret
-    from server.storage import make_object_store
+    from server.metrics import MetricsRecorder, PrometheusMetrics
+    from server.wiring import wire
+    from server.worker.factory import build_worker
 
     if settings.queue_url.startswith("memory://"):
         print("paddock worker: PADDOCK_QUEUE_URL must name a shared queue (redis://...)", file=sys.stderr)
         return 2
+    prometheus = PrometheusMetrics()
     if settings.metrics_port:
         # Up before the models load, so a scrape sees paddock_workers_ready 0 while warming up.
         from prometheus_client import start_http_server
 
-        from server.metrics import REGISTRY
-
-        start_http_server(settings.metrics_port, registry=REGISTRY)
-    registry = load_registry(settings.models)
-    queue = queue_from_settings(settings)
-    store = make_object_store(settings, Signer(load_or_create_secret(settings)))
-    runner = build_runner(settings, queue, store, registry)
+        start_http_server(settings.metrics_port, registry=prometheus.registry)
+    recorder = MetricsRecorder(prometheus)
+    wiring = wire(settings, observer=recorder)
+    runner = build_worker(wiring, recorder)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)
     try:
         await runner.run()
     finally:
-        await queue.close()
+        await wiring.queue.close()
     return 0
 
 

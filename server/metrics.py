@@ -1,30 +1,33 @@
-"""Every Prometheus metric of the facade and the standalone workers, declared as data.
+"""Every paddock metric, declared once as data, and the one set of rules that records them.
 
-`METRICS` is the one table (name, type, help, labels, buckets); the prometheus_client objects are
-built from it into a module-level `REGISTRY` (not the global default, so several apps in one
-process, and tests, never clash over registrations). The facade renders it at `GET /metrics`,
-a standalone worker serves it on `PADDOCK_METRICS_PORT`.
+- `METRICS` is the table (name, type, help, labels, buckets).
+- `MetricsRecorder` holds the recording rules (what is counted when, with which labels: queue
+  wait on first attempts only, GPU-seconds = generate wall time x devices, e2e for SUCCEEDED
+  only, ...), written once, over a `MetricsBackend`:
+  - `PrometheusMetrics`, prometheus_client objects built from the table in a registry of their
+    own (the facade renders it at `GET /metrics`, a standalone worker on `PADDOCK_METRICS_PORT`);
+  - `server.worker.ray_metrics.RayMetrics`, `ray.serve.metrics` inside Ray replicas.
+- The queue records retries and dead letters through the recorder (`job_retried`,
+  `job_dead_lettered`: it is the queue's `QueueObserver`), where it reclaims and poisons jobs.
 
 Naming follows prometheus.io/docs/practices/naming: `paddock_<thing>_<unit>`, base units
 (seconds, bytes), counters end in `_total`. Labels are bounded: route templates, methods, status
 codes, model names from the registry, task states, error codes and phases; never task ids or
 raw paths.
-
-Other modules record through the small functions at the bottom (`observe_step`,
-`observe_job_finished`, ...), never through the objects, so the table can change shape freely.
 """
 
 from __future__ import annotations
 
 import contextlib
 import platform
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 if TYPE_CHECKING:
@@ -133,55 +136,53 @@ METRICS: tuple[MetricDef, ...] = (
     ),
 )
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+
+class MetricsBackend(Protocol):
+    """Where recorded values go. `name` is a `METRICS` name; `labels` its label values."""
+
+    def inc(self, name: str, amount: float, labels: Mapping[str, str]) -> None:
+        """Add `amount` (> 0) to a counter."""
+
+    def set(self, name: str, value: float, labels: Mapping[str, str]) -> None:
+        """Set a gauge."""
+
+    def observe(self, name: str, value: float, labels: Mapping[str, str]) -> None:
+        """Add an observation to a histogram."""
 
 
-def _build(spec: MetricDef) -> MetricWrapperBase:
-    common = {"name": spec.name, "documentation": spec.doc, "labelnames": spec.labels, "registry": REGISTRY}
-    if spec.kind == "counter":
-        return Counter(**common)  # type: ignore[arg-type]
-    if spec.kind == "gauge":
-        return Gauge(**common)  # type: ignore[arg-type]
-    return Histogram(**common, buckets=spec.buckets or Histogram.DEFAULT_BUCKETS)  # type: ignore[arg-type]
+class PrometheusMetrics:
+    """prometheus_client objects for the whole table, in their own registry (several apps in one
+    process, and tests, never clash over registrations)."""
 
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._objects = {spec.name: self._build(spec) for spec in METRICS}
+        self.set("paddock_build_info", 1, {"version": _version(), "python": platform.python_version()})
 
-_OBJECTS: dict[str, MetricWrapperBase] = {spec.name: _build(spec) for spec in METRICS}
+    def _build(self, spec: MetricDef) -> MetricWrapperBase:
+        common = {"name": spec.name, "documentation": spec.doc, "labelnames": spec.labels}
+        if spec.kind == "counter":
+            return Counter(**common, registry=self.registry)  # type: ignore[arg-type]
+        if spec.kind == "gauge":
+            return Gauge(**common, registry=self.registry)  # type: ignore[arg-type]
+        return Histogram(**common, registry=self.registry, buckets=spec.buckets or ())  # type: ignore[arg-type]
 
+    def _child(self, name: str, labels: Mapping[str, str]) -> MetricWrapperBase:
+        metric = self._objects[name]
+        return metric.labels(**labels) if labels else metric
 
-def _gauge(name: str) -> Gauge:
-    metric = _OBJECTS[name]
-    assert isinstance(metric, Gauge)
-    return metric
+    def inc(self, name: str, amount: float, labels: Mapping[str, str]) -> None:
+        self._child(name, labels).inc(amount)  # type: ignore[attr-defined]
 
+    def set(self, name: str, value: float, labels: Mapping[str, str]) -> None:
+        self._child(name, labels).set(value)  # type: ignore[attr-defined]
 
-def _counter(name: str) -> Counter:
-    metric = _OBJECTS[name]
-    assert isinstance(metric, Counter)
-    return metric
+    def observe(self, name: str, value: float, labels: Mapping[str, str]) -> None:
+        self._child(name, labels).observe(value)  # type: ignore[attr-defined]
 
-
-def _histogram(name: str) -> Histogram:
-    metric = _OBJECTS[name]
-    assert isinstance(metric, Histogram)
-    return metric
-
-
-QUEUE_DEPTH = _gauge("paddock_queue_depth")
-JOBS_RUNNING = _gauge("paddock_jobs_running")
-WORKERS_READY = _gauge("paddock_workers_ready")
-QUEUE_WAIT = _histogram("paddock_queue_wait_seconds")
-STEP_DURATION = _histogram("paddock_step_duration_seconds")
-BATCH_SIZE = _histogram("paddock_batch_size")
-JOB_PHASE = _histogram("paddock_job_phase_seconds")
-E2E = _histogram("paddock_e2e_seconds")
-JOBS = _counter("paddock_jobs_total")
-JOB_RETRIES = _counter("paddock_job_retries_total")
-DEAD_LETTERS = _counter("paddock_dead_letters_total")
-GPU_SECONDS = _counter("paddock_gpu_seconds_total")
-UPLOAD_BYTES = _counter("paddock_upload_bytes_total")
-BUILD_INFO = _gauge("paddock_build_info")
-HTTP_REQUESTS = _counter("paddock_http_requests_total")
-HTTP_DURATION = _histogram("paddock_http_request_duration_seconds")
+    def exposition(self) -> bytes:
+        """The Prometheus text format of everything recorded so far."""
+        return generate_latest(self.registry)
 
 
 def _version() -> str:
@@ -189,9 +190,6 @@ def _version() -> str:
         return metadata.version("paddock")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-BUILD_INFO.labels(version=_version(), python=platform.python_version()).set(1)
 
 
 def series_names() -> frozenset[str]:
@@ -206,97 +204,119 @@ def series_names() -> frozenset[str]:
     return frozenset(names)
 
 
-# ---------------------------------------------------------------------------------- recording
+_NO_LABELS: Mapping[str, str] = {}
 
 
-def set_queue_depth(depth: int) -> None:
-    """The facade's periodic `queue.depth()` reading."""
-    QUEUE_DEPTH.set(depth)
+class MetricsRecorder:
+    """The recording rules, once, over any `MetricsBackend`. Thread-safe: the engine's threads
+    and the event loop both record."""
 
+    def __init__(self, backend: MetricsBackend) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._running = 0
+        self._ready = 0
 
-def set_worker_ready(ready: bool) -> None:
-    """A worker in this process finished warming up (True) or stopped claiming (False)."""
-    if ready:
-        WORKERS_READY.inc()
-    else:
-        WORKERS_READY.dec()
+    @classmethod
+    def prometheus(cls) -> MetricsRecorder:
+        """A recorder on a fresh `PrometheusMetrics`."""
+        return cls(PrometheusMetrics())
 
+    # -- queue and workers ------------------------------------------------------------------------
+    def set_queue_depth(self, depth: int) -> None:
+        """The facade's periodic `queue.depth()` reading."""
+        self.backend.set("paddock_queue_depth", depth, _NO_LABELS)
 
-@contextlib.contextmanager
-def job_running() -> Iterator[None]:
-    """Counts a job in `paddock_jobs_running` for the duration of the block."""
-    JOBS_RUNNING.inc()
-    try:
-        yield
-    finally:
-        JOBS_RUNNING.dec()
+    def worker_ready(self, ready: bool) -> None:
+        """A worker in this process finished warming up (True) or stopped claiming (False)."""
+        with self._lock:
+            self._ready += 1 if ready else -1
+            self.backend.set("paddock_workers_ready", self._ready, _NO_LABELS)
 
+    @contextlib.contextmanager
+    def job_running(self) -> Iterator[None]:
+        """Counts a job in `paddock_jobs_running` for the duration of the block."""
+        self._add_running(1)
+        try:
+            yield
+        finally:
+            self._add_running(-1)
 
-def observe_claimed(record: TaskRecord, now: float | None = None) -> None:
-    """A worker claimed `record`'s job: its queue wait (first attempt only, since a redelivered
-    job's wait would include the lost attempt's running time)."""
-    if record.attempt > 1:
-        return
-    scheduled = record.scheduled_time if record.scheduled_time is not None else (now or time.time())
-    QUEUE_WAIT.observe(max(0.0, scheduled - record.submit_time))
+    def _add_running(self, delta: int) -> None:
+        with self._lock:
+            self._running += delta
+            self.backend.set("paddock_jobs_running", self._running, _NO_LABELS)
 
+    def job_retried(self) -> None:
+        """The queue gave a job whose worker died its next attempt (`QueueObserver`)."""
+        self.backend.inc("paddock_job_retries_total", 1, _NO_LABELS)
 
-def observe_step(model: str, batch_size: int, seconds: float) -> None:
-    """One denoising step of `batch_size` jobs took `seconds` (the engine's `StepObserver`).
+    def job_dead_lettered(self) -> None:
+        """The queue failed a job for good after too many lost attempts (`QueueObserver`)."""
+        self.backend.inc("paddock_dead_letters_total", 1, _NO_LABELS)
 
-    `model` is whatever bounded name the engine groups by: the backend name when one batch
-    mixes model names that share a backend."""
-    STEP_DURATION.labels(model=model).observe(seconds)
-    BATCH_SIZE.observe(batch_size)
+    # -- jobs -------------------------------------------------------------------------------------
+    def observe_claimed(self, record: TaskRecord, now: float | None = None) -> None:
+        """A worker claimed `record`'s job: its queue wait (first attempt only, since a redelivered
+        job's wait would include the lost attempt's running time)."""
+        if record.attempt > 1:
+            return
+        scheduled = record.scheduled_time if record.scheduled_time is not None else (now or time.time())
+        self.backend.observe(
+            "paddock_queue_wait_seconds", max(0.0, scheduled - record.submit_time), _NO_LABELS
+        )
 
+    def observe_step(self, model: str, batch_size: int, seconds: float) -> None:
+        """One denoising step of `batch_size` jobs took `seconds` (the engine's `StepObserver`).
 
-def observe_phases(model: str, timings: Mapping[str, float], *, devices: int = 1) -> None:
-    """A job's phase wall times, from `GenerationResult.timings` (`generate_s`, ...) and an
-    `upload_s` the worker adds; unknown keys (`total_s`, `backend_*`) are ignored. Also counts
-    `generate_s x devices` as GPU-seconds."""
-    for phase in PHASES:
-        seconds = timings.get(f"{phase}_s")
-        if seconds is not None:
-            JOB_PHASE.labels(model=model, phase=phase).observe(seconds)
-    generate_s = timings.get("generate_s")
-    if generate_s is not None:
-        GPU_SECONDS.labels(model=model).inc(generate_s * max(1, devices))
+        `model` is whatever bounded name the engine groups by: the backend name when one batch
+        mixes model names that share a backend."""
+        self.backend.observe("paddock_step_duration_seconds", seconds, {"model": model})
+        self.backend.observe("paddock_batch_size", batch_size, _NO_LABELS)
 
+    def observe_phases(self, model: str, timings: Mapping[str, float], *, devices: int = 1) -> None:
+        """A job's phase wall times, from `GenerationResult.timings` (`generate_s`, ...) and an
+        `upload_s` the worker adds; unknown keys (`total_s`, `backend_*`) are ignored. Also counts
+        `generate_s x devices` as GPU-seconds."""
+        for phase in PHASES:
+            seconds = timings.get(f"{phase}_s")
+            if seconds is not None:
+                self.backend.observe("paddock_job_phase_seconds", seconds, {"model": model, "phase": phase})
+        generate_s = timings.get("generate_s")
+        if generate_s:
+            self.backend.inc("paddock_gpu_seconds_total", generate_s * max(1, devices), {"model": model})
 
-def observe_job_finished(
-    record: TaskRecord, status: str, *, code: str | None = None, now: float | None = None
-) -> None:
-    """A worker committed `record` as SUCCEEDED or FAILED (call only when the fenced commit won,
-    so a redelivered job is counted once). SUCCEEDED also records submit→final latency."""
-    status = str(status)
-    JOBS.labels(model=record.model, status=status, code=code or "").inc()
-    if status == "SUCCEEDED":
-        end = record.end_time if record.end_time is not None else (now or time.time())
-        E2E.labels(model=record.model).observe(max(0.0, end - record.submit_time))
+    def observe_job_finished(
+        self, record: TaskRecord, status: str, *, code: str | None = None, now: float | None = None
+    ) -> None:
+        """A worker committed `record` as SUCCEEDED or FAILED (call only when the fenced commit won,
+        so a redelivered job is counted once). SUCCEEDED also records submit→final latency."""
+        status = str(status)
+        self.backend.inc(
+            "paddock_jobs_total", 1, {"model": record.model, "status": status, "code": code or ""}
+        )
+        if status == "SUCCEEDED":
+            end = record.end_time if record.end_time is not None else (now or time.time())
+            self.backend.observe(
+                "paddock_e2e_seconds", max(0.0, end - record.submit_time), {"model": record.model}
+            )
 
+    def observe_canceled(self, model: str) -> None:
+        """The facade canceled a PENDING task (workers never see those)."""
+        self.backend.inc("paddock_jobs_total", 1, {"model": model, "status": "CANCELED", "code": ""})
 
-def observe_canceled(model: str) -> None:
-    """The facade canceled a PENDING task (workers never see those)."""
-    JOBS.labels(model=model, status="CANCELED", code="").inc()
+    def observe_upload(self, nbytes: int) -> None:
+        """A finished video of `nbytes` was stored."""
+        if nbytes > 0:
+            self.backend.inc("paddock_upload_bytes_total", nbytes, _NO_LABELS)
 
-
-def observe_upload(nbytes: int) -> None:
-    """A finished video of `nbytes` was stored."""
-    UPLOAD_BYTES.inc(nbytes)
-
-
-def record_retry() -> None:
-    """The queue redelivered a job whose claim was lost."""
-    JOB_RETRIES.inc()
-
-
-def record_dead_letter() -> None:
-    """The queue gave up on a job after too many attempts."""
-    DEAD_LETTERS.inc()
-
-
-def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    """One HTTP request; `route` must be a template (`/api/v1/tasks/{task_id}`) or `unmatched`."""
-    method = method if method in HTTP_METHODS else "OTHER"
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-    HTTP_DURATION.labels(method=method, route=route).observe(seconds)
+    # -- HTTP -------------------------------------------------------------------------------------
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request; `route` must be a template (`/api/v1/tasks/{task_id}`) or `unmatched`."""
+        method = method if method in HTTP_METHODS else "OTHER"
+        self.backend.inc(
+            "paddock_http_requests_total", 1, {"method": method, "route": route, "status": str(status)}
+        )
+        self.backend.observe(
+            "paddock_http_request_duration_seconds", seconds, {"method": method, "route": route}
+        )

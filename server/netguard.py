@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from server.api.errors import InvalidURL, download_failed
+from server.errors import InvalidURL, download_failed
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 

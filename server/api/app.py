@@ -1,7 +1,8 @@
-"""The FastAPI facade: `create_app` wires services, routers and the one DashScope error shape.
+"""The FastAPI facade: `create_app` wires one serving object per area, the routers and the one
+DashScope error shape.
 
-Never imports torch or ray. `paddock serve` passes a `worker_factory` so the same app also runs
-an in-process worker (`server.worker.runner.JobRunner`) on its event loop.
+Never imports torch or ray. `paddock serve` passes a `worker_factory` (built in `server.worker`)
+so the same app also runs an in-process worker on its event loop.
 """
 
 from __future__ import annotations
@@ -9,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.registry import ModelSpec, load_registry
-from server.api import files, metrics_route, routes, uploads
-from server.api.deps import Services, request_id
-from server.api.errors import DashScopeError
+from model.registry import ModelSpec
+from server.api import files, health, metrics_route
+from server.api.deps import request_id
+from server.api.health import Readiness
+from server.api.metrics_route import MetricsEndpoint
 from server.api.middleware import (
     INTERNAL_MESSAGE,
     BodyLimitMiddleware,
@@ -29,21 +31,38 @@ from server.api.middleware import (
 )
 from server.api.openapi import install_openapi
 from server.api.schemas import error_body
-from server.api.service import TaskService
+from server.api.tasks import routes as task_routes
+from server.api.tasks.service import TaskService
+from server.api.uploads import routes as upload_routes
+from server.api.uploads.service import FORM_SLACK_BYTES, UPLOAD_PATH, UploadService
+from server.api.web import Console
+from server.api.web import router as web_router
 from server.config import Settings
-from server.jobs import queue_from_settings
+from server.errors import DashScopeError
 from server.jobs.base import TaskQueue
 from server.keys import KeyRing
 from server.media import FetchPolicy, MediaFetcher
-from server.signing import Signer, load_or_create_secret
-from server.storage import make_object_store
+from server.metrics import MetricsRecorder, PrometheusMetrics
 from server.storage.base import ObjectStore
-from server.web import router as web_router
+from server.storage.local import LocalObjectStore
+from server.wiring import Wiring, wire
 
 log = logging.getLogger(__name__)
 
-# Starts background work on the app's loop once services exist; returns an awaitable shutdown.
-WorkerFactory = Callable[[FastAPI, Services], Awaitable[Callable[[], Awaitable[None]]]]
+
+class BackgroundWorker(Protocol):
+    """A worker the app runs on its own loop (`server.worker.runner.JobRunner`)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# Builds the in-process worker from the app's wiring and metrics (`server.worker.factory`).
+WorkerFactory = Callable[[Wiring, MetricsRecorder], BackgroundWorker]
 
 
 def create_app(
@@ -56,32 +75,44 @@ def create_app(
     worker_factory: WorkerFactory | None = None,
 ) -> FastAPI:
     """Build the facade. Anything not passed in is built from `settings`."""
-    registry = registry if registry is not None else load_registry(settings.models)
     if keys is None:
         keys, _ = KeyRing.load_or_create(settings.api_keys, settings.data_dir)
-    signer = Signer(load_or_create_secret(settings))
-    store = store if store is not None else make_object_store(settings, signer)
+    prometheus = PrometheusMetrics()
+    recorder = MetricsRecorder(prometheus)
+    wiring = wire(settings, observer=recorder, queue=queue, store=store, registry=registry)
+    uploads = UploadService(wiring.store, wiring.signer, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task_queue = queue if queue is not None else queue_from_settings(settings)
         fetcher = MediaFetcher(FetchPolicy.from_settings(settings))
-        upload_service = uploads.UploadService(store, signer, settings)
-        svc = Services(settings, task_queue, store, registry, keys, signer, fetcher, upload_service)
-        app.state.services = svc
-        app.state.task_service = TaskService(settings, task_queue, store, registry, fetcher, upload_service)
-        sweeper = asyncio.create_task(_sweep_forever(store))
-        depth_refresher = asyncio.create_task(metrics_route.refresh_queue_depth_forever(task_queue))
-        stop_worker = await worker_factory(app, svc) if worker_factory is not None else None
+        app.state.tasks = TaskService(wiring, fetcher=fetcher, uploads=uploads, metrics=recorder)
+        app.state.uploads = uploads
+        app.state.keys = keys
+        app.state.files = wiring.store if isinstance(wiring.store, LocalObjectStore) else None
+        app.state.health = readiness = Readiness(wiring.queue)
+        app.state.metrics = endpoint = MetricsEndpoint(recorder, prometheus, wiring.queue)
+        app.state.web = Console(settings, wiring.registry, wiring.queue)
+        background = [
+            asyncio.create_task(_sweep_forever(wiring.store)),
+            asyncio.create_task(endpoint.refresh_forever()),
+        ]
+        worker = worker_factory(wiring, recorder) if worker_factory is not None else None
+        if worker is not None:
+            readiness.worker = worker
+            running = asyncio.create_task(worker.run())
         try:
             yield
         finally:
-            if stop_worker is not None:
-                await stop_worker()
-            sweeper.cancel()
-            depth_refresher.cancel()
+            if worker is not None:
+                worker.stop()
+                try:
+                    await asyncio.wait_for(running, timeout=settings.shutdown_grace_s + 30)
+                except TimeoutError:
+                    running.cancel()
+            for task in background:
+                task.cancel()
             await fetcher.aclose()
-            await task_queue.close()
+            await wiring.queue.close()
 
     # No trailing-slash redirects: Starlette builds their Location from the client's Host header.
     app = FastAPI(
@@ -92,28 +123,28 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,
     )
-    app.include_router(routes.router)
-    app.include_router(uploads.router)
+    app.include_router(task_routes.router)
+    app.include_router(upload_routes.router)
     app.include_router(files.router)
-    app.include_router(routes.health)
+    app.include_router(health.router)
     app.include_router(metrics_route.router)
-    app.include_router(web_router)  # the playground at / (server/web)
+    app.include_router(web_router)  # the playground at /
     _install_error_handlers(app)
-    install_openapi(app, list(registry))
+    install_openapi(app, list(wiring.registry))
     # add_middleware wraps what is there already: the last one added is the outermost.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
-    app.add_middleware(ObservabilityMiddleware)
+    app.add_middleware(ObservabilityMiddleware, recorder=recorder)
     return app
 
 
 def body_limits(settings: Settings) -> Callable[[str], int | None]:
     """The body cap per path: the upload route takes files up to the upload limit (plus the form's
     other fields); everything else `PADDOCK_MAX_BODY_BYTES`."""
-    upload_limit = settings.max_upload_mb * 1024 * 1024 + uploads.FORM_SLACK_BYTES
+    upload_limit = settings.max_upload_mb * 1024 * 1024 + FORM_SLACK_BYTES
 
     def limit_for(path: str) -> int | None:
-        return upload_limit if path == uploads.UPLOAD_PATH else settings.max_body_bytes
+        return upload_limit if path == UPLOAD_PATH else settings.max_body_bytes
 
     return limit_for
 
@@ -152,12 +183,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 async def _sweep_forever(store: ObjectStore, interval_s: float = 300.0) -> None:
     """Delete expired objects of a local store now and then (S3 uses a lifecycle rule)."""
-    sweep = getattr(store, "sweep", None)
-    if sweep is None:
+    if not isinstance(store, LocalObjectStore):
         return
     while True:
         try:
-            removed = await asyncio.to_thread(sweep)
+            removed = await asyncio.to_thread(store.sweep)
             if removed:
                 log.info("swept %d expired objects", removed)
         except Exception:

@@ -1,42 +1,20 @@
-"""Request-scoped helpers: the services on `app.state`, authentication, request ids."""
+"""Request-scoped helpers every area uses: authentication, the request id, the workspace header.
+
+`create_app` puts exactly one object per area on `app.state`: `tasks` (TaskService), `uploads`
+(UploadService), `keys` (KeyRing, read here), `files` (the local store it serves, or None),
+`health` (Readiness), `metrics` (MetricsEndpoint) and `web` (the playground's Console); each
+area's routes reach their own object through a getter beside them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import cast
 
 from fastapi import Request
 
-from server.api.errors import InvalidApiKey
 from server.api.middleware import scope_request_id
+from server.errors import InvalidApiKey
 from server.keys import KeyRing, Tenant
-
-if TYPE_CHECKING:
-    from model.registry import ModelSpec
-    from server.api.uploads import UploadService
-    from server.config import Settings
-    from server.jobs.base import TaskQueue
-    from server.media import MediaFetcher
-    from server.signing import Signer
-    from server.storage.base import ObjectStore
-
-
-@dataclass
-class Services:
-    """Everything a route needs, built once by `create_app` and kept on `app.state.services`."""
-
-    settings: Settings
-    queue: TaskQueue
-    store: ObjectStore
-    registry: dict[str, ModelSpec]
-    keys: KeyRing
-    signer: Signer
-    fetcher: MediaFetcher
-    uploads: UploadService
-
-
-def services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
 
 
 def request_id(request: Request) -> str:
@@ -51,7 +29,7 @@ def authenticate(request: Request) -> Tenant:
     key = key.strip()
     if not header or scheme.lower() != "bearer" or not key:
         raise InvalidApiKey("No API-key provided.")
-    tenant = services(request).keys.lookup(key)
+    tenant = cast(KeyRing, request.app.state.keys).lookup(key)
     if tenant is None:
         raise InvalidApiKey("Invalid API-key provided.")
     request.state.tenant = tenant

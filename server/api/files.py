@@ -9,23 +9,28 @@ is a 404 `NotFound`. Byte ranges (`Range: bytes=a-b`, `a-`, `-n`) are answered w
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
-from server.api.deps import services
-from server.api.errors import AccessDenied, NotFound
+from server.errors import AccessDenied, NotFound
 from server.storage.base import ObjectNotFound
 from server.storage.local import LocalObjectStore
 
 router = APIRouter()
 
 
+def served_files(request: Request) -> LocalObjectStore | None:
+    """The local store whose files this facade serves (None for S3: it presigns instead)."""
+    return cast("LocalObjectStore | None", request.app.state.files)
+
+
 @router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
 def get_file(request: Request, key: str, expires: str = "", sig: str = "") -> FileResponse:
     """Serve the object `key` if `expires`/`sig` are a valid, unexpired signature for it."""
-    store = services(request).store
-    if not isinstance(store, LocalObjectStore):
+    store = served_files(request)
+    if store is None:
         raise NotFound("Files are not served by this server.")
     if not expires or not sig:
         raise AccessDenied("Request is missing a signature.")

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 
 # No paddock parameter needs more digits than this (seeds are below 2**31).
 MAX_INT_DIGITS = 32

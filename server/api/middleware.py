@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server import metrics
-from server.api.errors import DashScopeError, PayloadTooLarge
 from server.api.schemas import error_body
+from server.errors import DashScopeError, PayloadTooLarge
 from server.logging import request_id_var
+from server.metrics import MetricsRecorder
 
 log = logging.getLogger("paddock.http")
 
@@ -60,8 +60,9 @@ async def send_error(send: Send, scope: Scope, error: DashScopeError, *, close: 
 class ObservabilityMiddleware:
     """Request id, HTTP metrics and one log line per request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, recorder: MetricsRecorder) -> None:
         self.app = app
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,11 +86,10 @@ class ObservabilityMiddleware:
             self._record(scope, status, time.perf_counter() - started, rid)
             request_id_var.reset(token)
 
-    @staticmethod
-    def _record(scope: Scope, status: int, seconds: float, rid: str) -> None:
+    def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = route_template(scope)
         method = str(scope.get("method", "GET"))
-        metrics.observe_http(method, route, status, seconds)
+        self.recorder.observe_http(method, route, status, seconds)
         # The path only, never the query string: file URLs carry signatures there.
         log.info(
             "%s %s %d",

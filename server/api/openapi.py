@@ -9,14 +9,13 @@ runs schemathesis against a live server from this description, so the two cannot
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.schemas import MAX_SEED, RATIOS, RESOLUTIONS
+from server.api.schemas import MAX_SEED, RATIOS, RESOLUTIONS, MediaKind
 from server.jobs.job import TaskStatus
 
 SECURITY_SCHEME = "DashScopeApiKey"
@@ -26,14 +25,6 @@ class _Open(BaseModel):
     """Unknown keys are accepted and ignored (API.md §2: the SDK adds its own)."""
 
     model_config = ConfigDict(extra="allow")
-
-
-class MediaKind(StrEnum):
-    """`input.media[].type` (API.md §2)."""
-
-    FIRST_FRAME = "first_frame"
-    REFERENCE_IMAGE = "reference_image"
-    VIDEO = "video"
 
 
 class MediaEntry(_Open):

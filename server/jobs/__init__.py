@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from server.jobs.base import Claim, DuplicateTask, Limits, QuotaExceeded, TaskFilter, TaskQueue
+from server.jobs.base import (
+    Claim,
+    DuplicateTask,
+    Limits,
+    QueueObserver,
+    QuotaExceeded,
+    TaskFilter,
+    TaskQueue,
+)
 from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, MemoryTaskQueue
 from server.jobs.redis import DEFAULT_PREFIX, RedisTaskQueue
 
@@ -17,6 +25,7 @@ __all__ = [
     "DuplicateTask",
     "Limits",
     "MemoryTaskQueue",
+    "QueueObserver",
     "QuotaExceeded",
     "RedisTaskQueue",
     "TaskFilter",
@@ -36,13 +45,17 @@ def make_task_queue(
     prefix: str = DEFAULT_PREFIX,
     claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    observer: QueueObserver | None = None,
 ) -> TaskQueue:
     """`memory://` → MemoryTaskQueue; `redis://host:port/db`, `rediss://`, `unix://` → RedisTaskQueue.
 
-    `claim_timeout_s` and `max_attempts` matter to workers only (reclaim and poison jobs)."""
+    `claim_timeout_s`, `max_attempts` and `observer` matter to workers only (reclaim and poison
+    jobs happen inside their claims)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
-        return MemoryTaskQueue(ttl_s=ttl_s, claim_timeout_s=claim_timeout_s, max_attempts=max_attempts)
+        return MemoryTaskQueue(
+            ttl_s=ttl_s, claim_timeout_s=claim_timeout_s, max_attempts=max_attempts, observer=observer
+        )
     if scheme in REDIS_SCHEMES:
         return RedisTaskQueue.from_url(
             url,
@@ -51,6 +64,7 @@ def make_task_queue(
             prefix=prefix,
             claim_timeout_s=claim_timeout_s,
             max_attempts=max_attempts,
+            observer=observer,
         )
     raise ValueError(
         # The URL itself is left out: it may carry a password.
@@ -59,12 +73,13 @@ def make_task_queue(
     )
 
 
-def queue_from_settings(settings: Settings) -> TaskQueue:
+def queue_from_settings(settings: Settings, *, observer: QueueObserver | None = None) -> TaskQueue:
     """The queue `settings` name, with its TTL, claim timeout and attempt limit: what the facade,
-    `paddock worker` and Ray replicas all open."""
+    `paddock worker` and Ray replicas all open (through `server.wiring.wire`)."""
     return make_task_queue(
         settings.queue_url,
         ttl_s=settings.task_ttl_s,
         claim_timeout_s=settings.claim_timeout_s,
         max_attempts=settings.max_attempts,
+        observer=observer,
     )

@@ -77,6 +77,16 @@ POISON_CODE = "InternalError"
 POISON_MESSAGE = "The task crashed its worker {lost} times; it will not be retried."
 
 
+class QueueObserver(Protocol):
+    """Hears what a queue decides on its own while claiming (`server.metrics.MetricsRecorder`)."""
+
+    def job_retried(self) -> None:
+        """A job whose worker died (stopped heartbeating) was given its next attempt."""
+
+    def job_dead_lettered(self) -> None:
+        """A job lost `max_attempts` attempts and failed for good (a poison job)."""
+
+
 class QuotaExceeded(Exception):
     """`submit` refused by a limit: `rate`, `pending` (the tenant's) or `depth` (global)."""
 
@@ -126,9 +136,7 @@ class TaskQueue(Protocol):
     async def progress(self, claim: Claim, step: int, total: int) -> bool:
         """Record denoising progress, fenced by attempt."""
 
-    async def complete(
-        self, claim: Claim, *, result_key: str, usage: dict[str, Any], orig_prompt: str
-    ) -> bool:
+    async def complete(self, claim: Claim, *, result_key: str, orig_prompt: str) -> bool:
         """RUNNING → SUCCEEDED (fenced), then acknowledge the job. False if the fence failed."""
 
     async def fail(self, claim: Claim, *, code: str, message: str) -> bool:

@@ -7,13 +7,14 @@ needs to run the job. Times are epoch seconds (floats); the wire formats live in
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
 
 class TaskStatus(StrEnum):
-    """DashScope task states (API.md §3)."""
+    """DashScope task states (API.md §3). `TRANSITIONS` says which follow which."""
 
     PENDING = "PENDING"
     RUNNING = "RUNNING"
@@ -25,6 +26,31 @@ class TaskStatus(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED)
+
+
+# The lifecycle, in one place: the status changes a queue may make (both backends follow it; the
+# contract suite checks every change it observes against it). A RUNNING task stays RUNNING when
+# the janitor gives it its next attempt; `release` (graceful shutdown) puts it back to PENDING.
+TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELED}),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.PENDING, TaskStatus.SUCCEEDED, TaskStatus.FAILED}
+    ),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELED: frozenset(),
+    TaskStatus.UNKNOWN: frozenset(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    """A queue tried a status change `TRANSITIONS` does not allow (a bug, never client input)."""
+
+
+def check_transition(old: TaskStatus, new: TaskStatus) -> None:
+    """Raise `InvalidTransition` unless `old -> new` is in `TRANSITIONS`."""
+    if new not in TRANSITIONS[old]:
+        raise InvalidTransition(f"{old.value} -> {new.value} is not a task transition")
 
 
 @dataclass(frozen=True)
@@ -60,31 +86,6 @@ class JobSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def usage(self) -> dict[str, Any]:
-        """The `usage` object of a SUCCEEDED query (API.md §3): edit durations are floats and
-        `duration` is input + output seconds; i2v and edit carry no ratio."""
-        sr = 1080 if self.resolution == "1080P" else 720
-        if self.family == "video-edit":
-            out_s, in_s = round(self.duration_s, 3), round(self.input_video_duration_s, 3)
-            return {
-                "duration": round(in_s + out_s, 3),
-                "input_video_duration": in_s,
-                "output_video_duration": out_s,
-                "video_count": 1,
-                "SR": sr,
-            }
-        seconds = int(self.duration_s)
-        usage: dict[str, Any] = {
-            "duration": seconds,
-            "input_video_duration": 0,
-            "output_video_duration": seconds,
-            "video_count": 1,
-            "SR": sr,
-        }
-        if self.ratio is not None:
-            usage["ratio"] = self.ratio
-        return usage
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
         body = dict(data)
@@ -109,7 +110,6 @@ class TaskRecord:
     attempt: int = 0
     orig_prompt: str | None = None
     result_key: str | None = None
-    usage: dict[str, Any] | None = None
     code: str | None = None
     message: str | None = None
     progress_step: int | None = None

@@ -27,11 +27,12 @@ from server.jobs.base import (
     Claim,
     DuplicateTask,
     Limits,
+    QueueObserver,
     QuotaExceeded,
     TaskFilter,
 )
 from server.jobs.janitor import Janitor
-from server.jobs.job import TaskRecord, TaskStatus
+from server.jobs.job import TaskRecord, TaskStatus, check_transition
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ def matches(record: TaskRecord, filters: TaskFilter) -> bool:
         and (filters.task_id is None or record.task_id == filters.task_id)
         and (filters.workspace is None or record.workspace == filters.workspace)
     )
+
+
+def _move(record: TaskRecord, status: TaskStatus) -> None:
+    """Change `record`'s status, refusing any change `job.TRANSITIONS` does not list."""
+    check_transition(record.status, status)
+    record.status = status
 
 
 def page_of(records: list[TaskRecord], page_no: int, page_size: int) -> list[TaskRecord]:
@@ -83,8 +90,10 @@ class MemoryTaskQueue:
         ttl_s: int,
         claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        observer: QueueObserver | None = None,
     ) -> None:
         self._ttl_s = ttl_s
+        self._observer = observer
         self._janitor = Janitor(claim_timeout_s)
         self._max_attempts = max(1, max_attempts)
         self._records: dict[str, TaskRecord] = {}
@@ -170,7 +179,7 @@ class MemoryTaskQueue:
 
     def _start(self, record: TaskRecord, entry: str, consumer: str) -> Claim:
         record.attempt += 1
-        record.status = TaskStatus.RUNNING
+        _move(record, TaskStatus.RUNNING)
         record.scheduled_time = time.time()
         record.progress_step = record.progress_total = None
         self._held[entry] = _Held(record.task_id, record.tenant, consumer, time.monotonic())
@@ -217,12 +226,16 @@ class MemoryTaskQueue:
                 continue
             lost = self._lost[held.task_id] = self._lost.get(held.task_id, 0) + 1
             if lost < self._max_attempts:
+                if self._observer is not None:
+                    self._observer.job_retried()
                 return self._start(record, entry, consumer)
             self._poison(record, entry, lost)
+            if self._observer is not None:
+                self._observer.job_dead_lettered()
         return None
 
     def _poison(self, record: TaskRecord, entry: str, lost: int) -> None:
-        record.status = TaskStatus.FAILED
+        _move(record, TaskStatus.FAILED)
         record.end_time = time.time()
         record.code, record.message = POISON_CODE, POISON_MESSAGE.format(lost=lost)
         self._held.pop(entry, None)
@@ -307,7 +320,7 @@ class MemoryTaskQueue:
         record = self._live(task_id)
         if record is None or record.status != TaskStatus.PENDING:
             return None
-        record.status = TaskStatus.CANCELED
+        _move(record, TaskStatus.CANCELED)
         record.end_time = time.time()
         with contextlib.suppress(ValueError):
             self._pending.get(record.tenant, deque()).remove(task_id)
@@ -349,17 +362,9 @@ class MemoryTaskQueue:
         record.progress_step, record.progress_total = step, total
         return True
 
-    async def complete(
-        self, claim: Claim, *, result_key: str, usage: dict[str, Any], orig_prompt: str
-    ) -> bool:
+    async def complete(self, claim: Claim, *, result_key: str, orig_prompt: str) -> bool:
         """RUNNING → SUCCEEDED (fenced), then acknowledge."""
-        return await self._finish(
-            claim,
-            TaskStatus.SUCCEEDED,
-            result_key=result_key,
-            usage=copy.deepcopy(usage),
-            orig_prompt=orig_prompt,
-        )
+        return await self._finish(claim, TaskStatus.SUCCEEDED, result_key=result_key, orig_prompt=orig_prompt)
 
     async def fail(self, claim: Claim, *, code: str, message: str) -> bool:
         """RUNNING → FAILED (fenced), then acknowledge."""
@@ -371,7 +376,7 @@ class MemoryTaskQueue:
             return False
         for name, value in fields.items():
             setattr(record, name, value)
-        record.status = status
+        _move(record, status)
         record.end_time = time.time()
         self._ack(claim)
         await self._notify()  # a running slot is free: a capped tenant may go on
@@ -383,7 +388,7 @@ class MemoryTaskQueue:
         record = self._fenced(claim)
         if record is None:
             return
-        record.status = TaskStatus.PENDING
+        _move(record, TaskStatus.PENDING)
         record.scheduled_time = None
         record.progress_step = record.progress_total = None
         self._ack(claim)

@@ -62,6 +62,7 @@ from server.jobs.base import (
     Claim,
     DuplicateTask,
     Limits,
+    QueueObserver,
     QuotaExceeded,
     TaskFilter,
 )
@@ -111,7 +112,6 @@ _MUTABLE = (
     "end_time",
     "orig_prompt",
     "result_key",
-    "usage",
     "code",
     "message",
     "progress_step",
@@ -119,12 +119,9 @@ _MUTABLE = (
 )
 _FLOATS = frozenset({"scheduled_time", "end_time"})
 _INTS = frozenset({"attempt", "progress_step", "progress_total"})
-_JSONS = frozenset({"usage"})
 
 
 def _encode(name: str, value: Any) -> str:
-    if name in _JSONS:
-        return json.dumps(value, separators=(",", ":"))
     if name in _FLOATS:
         return repr(float(value))
     return str(value.value if isinstance(value, Enum) else value)
@@ -133,8 +130,6 @@ def _encode(name: str, value: Any) -> str:
 def _decode(name: str, raw: str | None) -> Any:
     if raw is None:
         return None
-    if name in _JSONS:
-        return json.loads(raw)
     if name in _FLOATS:
         return float(raw)
     if name in _INTS:
@@ -183,8 +178,10 @@ class RedisTaskQueue:
         prefix: str = DEFAULT_PREFIX,
         claim_timeout_s: float = DEFAULT_CLAIM_TIMEOUT_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        observer: QueueObserver | None = None,
     ) -> None:
         self._redis = client
+        self._observer = observer
         self._ttl_s = ttl_s
         self._maxlen = stream_maxlen
         self._prefix = prefix
@@ -276,7 +273,8 @@ class RedisTaskQueue:
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or expired."""
-        return _to_record(await self._redis.hgetall(self._key(TASK_KEY, task_id=task_id)))
+        row = await self._redis.hgetall(self._key(TASK_KEY, task_id=task_id))
+        return _to_record(cast(dict[str, str], row))  # decode_responses=True: str keys and values
 
     async def list_tasks(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
@@ -322,7 +320,9 @@ class RedisTaskQueue:
 
     async def dead_letters(self, count: int = 100) -> list[str]:
         """Ids of the most recent poison jobs, newest first."""
-        rows = await self._redis.xrevrange(self._key(DEAD_KEY), count=count)
+        rows = cast(
+            list[tuple[str, dict[str, str]]], await self._redis.xrevrange(self._key(DEAD_KEY), count=count)
+        )
         return [fields.get(STREAM_FIELD, "") for _id, fields in rows]
 
     # -- worker side -------------------------------------------------------------------------
@@ -369,10 +369,15 @@ class RedisTaskQueue:
             reply = await self._group_script("RECLAIM", keys, [*args, self._ttl_s * 1000, message])
             if reply[0] == "poison":
                 log.warning("poison job failed", extra={"task_id": reply[1]})
+                if self._observer is not None:
+                    self._observer.job_dead_lettered()
                 poisoned = await self.get(reply[1])
                 await self._log_failure(poisoned.model if poisoned else "", POISON_CODE)
             if reply[0] not in ("skip", "poison"):
-                return self._to_claim(reply, consumer)
+                claim = self._to_claim(reply, consumer)
+                if claim is not None and self._observer is not None:
+                    self._observer.job_retried()
+                return claim
         return None
 
     async def _group_script(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
@@ -397,7 +402,7 @@ class RedisTaskQueue:
         keys = [self._key(TASK_KEY, task_id=claim.task_id), self._stream, self._key(ROTATION_KEY)]
         args = [claim.attempt, mode, self._group, claim.entry_id, claim.consumer, claim.task_id]
         reply = await self._run("FENCED", keys, [*args, self._ttl_s * 1000, *_fields(**values)])
-        return reply[0] == "ok"
+        return bool(reply[0] == "ok")
 
     async def heartbeat(self, claim: Claim) -> bool:
         """Reset the entry's idle time (XCLAIM JUSTID) while the claim is current."""
@@ -407,9 +412,7 @@ class RedisTaskQueue:
         """Store denoising progress, fenced by attempt."""
         return await self._write(claim, "set", progress_step=step, progress_total=total)
 
-    async def complete(
-        self, claim: Claim, *, result_key: str, usage: dict[str, Any], orig_prompt: str
-    ) -> bool:
+    async def complete(self, claim: Claim, *, result_key: str, orig_prompt: str) -> bool:
         """RUNNING → SUCCEEDED (fenced), then XACK + XDEL the entry and free the running slot."""
         return await self._write(
             claim,
@@ -417,7 +420,6 @@ class RedisTaskQueue:
             status=TaskStatus.SUCCEEDED,
             end_time=time.time(),
             result_key=result_key,
-            usage=usage,
             orig_prompt=orig_prompt,
         )
 

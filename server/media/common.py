@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 
 MB = 1024 * 1024
 

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urljoin
 
 import httpx
 
-from server.api.errors import InvalidParameter, InvalidURL, download_failed
+from server.errors import InvalidParameter, InvalidURL, download_failed
 from server.media.common import too_large
 from server.netguard import AddressGuard, Resolver, Target, checked_ips, parse_target, system_resolver
 

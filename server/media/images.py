@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 from server.media.common import MB, check_aspect, field_of, mb
 from server.media.png import check_png_stream
 

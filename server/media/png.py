@@ -13,7 +13,7 @@ import math
 import struct
 import zlib
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 
 SLICE_BYTES = 1024 * 1024
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"

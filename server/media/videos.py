@@ -7,7 +7,7 @@ import io
 
 import av
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 from server.media.common import MB, check_aspect, field_of, mb
 
 

@@ -96,7 +96,7 @@ class QueueLagPolicy:
     """Serve autoscaling policy: replicas for the Redis queue's backlog plus its running jobs.
 
     `queue_url` defaults to the controller's `PADDOCK_QUEUE_URL`; `jobs_per_replica` should be the
-    replicas' `max_concurrent_jobs`. `read_load` is for tests."""
+    replicas' `max_concurrent_jobs`. `read_load` and `clock` (monotonic seconds) are for tests."""
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class QueueLagPolicy:
         prefix: str | None = None,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
         read_load: LoadReader | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from server.jobs.redis import DEFAULT_PREFIX
 
@@ -117,6 +118,7 @@ class QueueLagPolicy:
         self.prefix = prefix or DEFAULT_PREFIX
         self.stale_after_s = float(stale_after_s)
         self._read = read_load or read_queue_load
+        self._clock = clock
         self._load: QueueLoad | None = None
         self._load_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -139,7 +141,7 @@ class QueueLagPolicy:
 
     def load(self) -> QueueLoad | None:
         """The latest reading, or None when there is none younger than `stale_after_s`."""
-        if self._load is None or time.monotonic() - self._load_at > self.stale_after_s:
+        if self._load is None or self._clock() - self._load_at > self.stale_after_s:
             return None
         return self._load
 
@@ -147,7 +149,7 @@ class QueueLagPolicy:
         # One read in flight at most, one per interval; the task ends after one read.
         if self._task is not None and not self._task.done():
             return
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_poll < self.poll_interval_s:
             return
         try:
@@ -160,7 +162,7 @@ class QueueLagPolicy:
     async def _poll_once(self) -> None:
         try:
             self._load = await self._read(self.queue_url, self.prefix)
-            self._load_at = time.monotonic()
+            self._load_at = self._clock()
         except Exception as exc:
             # Not the URL: it may carry a password.
             log.warning("queue depth read failed (%s); keeping the last reading", type(exc).__name__)

@@ -42,6 +42,10 @@ from ray.serve.config import AutoscalingConfig, AutoscalingPolicy
 
 from model.parallel import ParallelGroup, rank_main, world_size
 from server.config import Settings
+from server.metrics import MetricsRecorder
+from server.wiring import wire
+from server.worker.factory import build_worker
+from server.worker.ray_metrics import RayMetrics
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -138,27 +142,16 @@ def _replica_settings(overrides: dict[str, Any]) -> Settings:
 
 
 def _build_worker(settings: Settings, *, gpus: int, rank_cpus: float) -> tuple[TaskQueue, JobRunner]:
-    """The queue, store, registry and runner, as `paddock worker` builds them, with Ray metrics."""
-    from model.registry import load_registry
-    from server.cli import build_runner
-    from server.jobs import queue_from_settings
-    from server.signing import Signer, load_or_create_secret
-    from server.storage import make_object_store
-    from server.worker.ray_metrics import RayMetricsSink
-
-    registry = ray_registry(load_registry(settings.models), gpus=gpus)
+    """The queue and runner, as `paddock worker` builds them (`build_worker`), with Ray metrics,
+    this replica's view of the registry, and rank actors for multi-GPU models."""
+    recorder = MetricsRecorder(RayMetrics())
+    wiring = wire(settings, observer=recorder)
+    wiring = replace(wiring, registry=ray_registry(wiring.registry, gpus=gpus))
     rank_options = {"num_gpus": 1 if gpus else 0, "num_cpus": rank_cpus}
-    queue = queue_from_settings(settings)
-    store = make_object_store(settings, Signer(load_or_create_secret(settings)))
-    runner = build_runner(
-        settings,
-        queue,
-        store,
-        registry,
-        metrics=RayMetricsSink(),
-        group_factory=functools.partial(RayParallelGroup, rank_options=rank_options),
+    runner = build_worker(
+        wiring, recorder, group_factory=functools.partial(RayParallelGroup, rank_options=rank_options)
     )
-    return queue, runner
+    return wiring.queue, runner
 
 
 # --------------------------------------------------------------------- multi-GPU replicas
@@ -277,7 +270,8 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         options["autoscaling_config"] = autoscaling_config(settings, dict(args["autoscaling"] or {}))
     elif "num_replicas" in args:
         options["num_replicas"] = int(args["num_replicas"])
-    return VideoWorker.options(**options).bind(overrides, gpus, cpus)
+    # serve.deployment turns the class into a Deployment, which mypy cannot see through.
+    return VideoWorker.options(**options).bind(overrides, gpus, cpus)  # type: ignore[attr-defined, no-any-return]
 
 
 def resource_options(gpus: int, cpus: float) -> dict[str, Any]:
@@ -311,7 +305,7 @@ def autoscaling_config(settings: Settings, spec: dict[str, Any]) -> AutoscalingC
     fields = {key: spec[key] for key in AUTOSCALING_KEYS if key in spec}
     fields.setdefault("min_replicas", 0)
     fields.setdefault("max_replicas", 1)
-    policy = AutoscalingPolicy(policy_function=POLICY_PATH, policy_kwargs=kwargs)
+    policy = AutoscalingPolicy(policy_function=POLICY_PATH, policy_kwargs=kwargs)  # type: ignore[no-untyped-call]
     return AutoscalingConfig(**fields, policy=policy)
 
 

@@ -16,23 +16,24 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from model.engine.engine import EngineShutdown
 from model.registry import ModelSpec, TaskFamily
 from model.request import GenerationRequest, GenerationResult
-from server import metrics
 from server.jobs.base import Claim, TaskQueue
-from server.jobs.job import JobSpec, TaskRecord, TaskStatus
+from server.jobs.job import JobSpec, TaskStatus
 from server.logging import task_id_var
+from server.metrics import MetricsRecorder
 from server.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 5.0
 CLAIM_WAIT_S = 2.0
+BURST_CLAIM_WAIT_S = 0.1
 
 
 class Generator(Protocol):
@@ -51,26 +52,6 @@ class Generator(Protocol):
     def generate(
         self, request: GenerationRequest, out_dir: Path, *, progress: Callable[[int, int], None] | None = None
     ) -> GenerationResult: ...
-
-
-class MetricsSink(Protocol):
-    """Where the runner records its metrics. The default is the `server.metrics` module
-    (prometheus_client); Ray replicas pass `server.worker.ray_metrics.RayMetricsSink`."""
-
-    JOBS_RUNNING: Any  # inc() / dec()
-
-    def set_worker_ready(self, ready: bool) -> None: ...
-
-    def observe_claimed(self, record: TaskRecord) -> None: ...
-
-    def observe_job_finished(self, record: TaskRecord, status: str, *, code: str | None = None) -> None: ...
-
-    def observe_upload(self, nbytes: int) -> None: ...
-
-    def observe_phases(self, model: str, timings: Mapping[str, float], *, devices: int = 1) -> None: ...
-
-
-_PROMETHEUS: MetricsSink = metrics  # type: ignore[assignment]  # the module is the default sink
 
 
 class JobTimeout(Exception):
@@ -96,10 +77,12 @@ class JobRunner:
         max_concurrent_jobs: int = 1,
         heartbeat_s: float = HEARTBEAT_S,
         shutdown_grace_s: float = 30.0,
-        metrics: MetricsSink | None = None,
+        metrics: MetricsRecorder,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.queue = queue
-        self.metrics: MetricsSink = metrics if metrics is not None else _PROMETHEUS
+        self.metrics = metrics
+        self._clock = clock  # wall time, for the task time limit (tests move it)
         self.store = store
         self.generator = generator
         self.task_ttl_s = task_ttl_s
@@ -115,17 +98,23 @@ class JobRunner:
         self.shutdown_grace_s = shutdown_grace_s
         self._handed_back = False
 
-    async def run(self) -> None:
-        """Warm the models up, then claim and run jobs until `stop()`; the jobs in hand finish."""
+    async def run(self, *, burst: bool = False) -> None:
+        """Warm the models up, then claim and run jobs until `stop()`; the jobs in hand finish.
+
+        `burst` (arq's mode, for tests and one-off drains): return once the queue has nothing
+        left to claim and every job in hand has finished."""
         await asyncio.to_thread(self.generator.warm_up)
         self.ready = True
-        self.metrics.set_worker_ready(True)
+        self.metrics.worker_ready(True)
         announcer = asyncio.create_task(self._announce_forever())
         log.info("worker %s ready", self.name)
+        wait_s = BURST_CLAIM_WAIT_S if burst else CLAIM_WAIT_S
         while await self._free_slot():
-            claim = await self._claim_one()
+            claim = await self._claim_one(wait_s)
             if claim is None:
                 self._slots.release()
+                if burst and not self._running:
+                    break
                 continue
             task = asyncio.create_task(self._process_in_slot(claim))
             self._running[task] = claim
@@ -135,7 +124,7 @@ class JobRunner:
             await self.queue.announce(self.name, [], 0)  # no longer serving anything
         await self._drain()
         await asyncio.to_thread(self.generator.close)
-        self.metrics.set_worker_ready(False)
+        self.metrics.worker_ready(False)
 
     async def _free_slot(self) -> bool:
         """Wait for a free job slot; False (holding none) once `stop()` is called. Waiting on the
@@ -156,9 +145,9 @@ class JobRunner:
             self._slots.release()
         return False
 
-    async def _claim_one(self) -> Claim | None:
+    async def _claim_one(self, wait_s: float) -> Claim | None:
         try:
-            return await self.queue.claim(self.name, CLAIM_WAIT_S)
+            return await self.queue.claim(self.name, wait_s)
         except Exception:
             log.exception("claim failed; retrying")
             await asyncio.sleep(1.0)
@@ -197,11 +186,11 @@ class JobRunner:
         task_id = claim.task_id
         task_token = task_id_var.set(task_id)  # every log line of this job, threads included
         self.metrics.observe_claimed(claim.record)
-        self.metrics.JOBS_RUNNING.inc()
         log.info("job started", extra={"task_id": task_id, "attempt": claim.attempt})
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         try:
-            await self._run_job(claim)
+            with self.metrics.job_running():
+                await self._run_job(claim)
         except EngineShutdown:
             # Never admitted: nothing ran, so another worker takes it at once.
             await self.queue.release(claim)
@@ -218,7 +207,6 @@ class JobRunner:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            self.metrics.JOBS_RUNNING.dec()
             task_id_var.reset(task_token)
 
     async def _fail(self, claim: Claim, *, code: str, message: str) -> None:
@@ -245,9 +233,7 @@ class JobRunner:
         devices = len(self.generator.spec(spec.model).devices)
         self.metrics.observe_phases(spec.model, timings, devices=devices)
         # 4. Commit (fenced) and acknowledge.
-        committed = await self.queue.complete(
-            claim, result_key=key, usage=spec.usage(), orig_prompt=record.orig_prompt or ""
-        )
+        committed = await self.queue.complete(claim, result_key=key, orig_prompt=record.orig_prompt or "")
         if committed:
             self.metrics.observe_job_finished(record, TaskStatus.SUCCEEDED)
         else:
@@ -293,7 +279,7 @@ class JobRunner:
 
         def report(step: int, total: int) -> None:
             # Runs on the generation thread, at a step boundary.
-            if time.time() > deadline:
+            if self._clock() > deadline:
                 raise JobTimeout
             if self._handed_back:
                 raise JobHandedBack

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from server.api.schemas import output_size
-from server.web.sample import SIZE
+from server.api.web.sample import SIZE
 from tests.live_server import REPO, LiveServer, paddock_process
 from tests.videos import assert_delivered
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from server.logging import MAX_FIELD_CHARS, configure_logging, redact, request_id_var, task_id_var
-from tests.server.api.conftest import ALICE, headers
-from tests.server.test_metrics import BROKEN, CREATE, data_uri_png, wait_final, worker_app
+from tests.support.facade import ALICE, headers
+from tests.support.worker_app import BROKEN, CREATE, data_uri_png, wait_final, worker_app
 
 
 @pytest.fixture

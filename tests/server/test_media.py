@@ -6,10 +6,8 @@ import base64
 import datetime
 import io
 import ssl
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from PIL import Image
 
-from server.api.errors import InvalidParameter, InvalidURL
 from server.config import Settings
+from server.errors import InvalidParameter, InvalidURL
 from server.media import (
     EDIT_REFERENCE_RULE,
     EDIT_VIDEO_RULE,
@@ -42,6 +40,7 @@ from server.media import (
     inspect_image,
     inspect_video,
 )
+from tests.support.bigimages import bomb_png
 
 DATA_INSPECTION = "InvalidParameter.DataInspection"
 MAX_PIXELS = 100_000_000
@@ -55,19 +54,6 @@ def make_image(fmt: str, size: tuple[int, int] = (640, 480)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (200, 80, 40)).save(buf, format=fmt)
     return buf.getvalue()
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
-    """A few hundred bytes whose IHDR claims width x height RGB pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1000)
-    return (
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-    )
 
 
 def make_video(

@@ -2,147 +2,19 @@
 
 The app runs in-process with a real JobRunner and the tiny models. `happyhorse-1.1-i2v` points at
 an empty checkpoint folder, so its job fails for real at load time (FAILED InternalError.Algo).
-Counters live in one process-wide registry, so every assertion is a delta between two scrapes.
+Each app has its own registry; assertions are still deltas between two scrapes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
-from model.registry import ModelSpec, default_registry
 from server import metrics
-from server.api.app import create_app
-from server.api.deps import Services
-from tests.server.api.conftest import facade, headers, make_settings
-from tests.videos import make_image
-
-GOOD, BROKEN = "happyhorse-1.0-t2v", "happyhorse-1.1-i2v"
-CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"
-Key = tuple[str, frozenset[tuple[str, str]]]
-
-
-def broken_registry(tmp_path: Path) -> dict[str, ModelSpec]:
-    """The built-ins, with BROKEN served from an empty diffusers folder (loading raises)."""
-    empty = tmp_path / "empty-checkpoint"
-    empty.mkdir(exist_ok=True)
-    registry = default_registry()
-    registry[BROKEN] = replace(registry[BROKEN], checkpoint=str(empty))
-    return registry
-
-
-def gated_worker(
-    gate: asyncio.Event,
-) -> Callable[[FastAPI, Services], Awaitable[Callable[[], Awaitable[None]]]]:
-    """An in-process JobRunner (as `paddock serve` runs it) that starts claiming once `gate` is set,
-    so a test can cancel a task while it is still PENDING. Models load on first use."""
-
-    async def start(app: FastAPI, services: Services) -> Callable[[], Awaitable[None]]:
-        from model.generator import VideoGenerator
-        from server.worker.runner import JobRunner
-
-        class LazyGenerator(VideoGenerator):
-            def warm_up(self, names: Iterable[str] | None = None) -> None:
-                pass  # BROKEN cannot load; the jobs load what they need
-
-        runner = JobRunner(
-            services.queue,
-            services.store,
-            LazyGenerator(services.registry),
-            task_ttl_s=3600,
-            task_timeout_s=600,
-        )
-        app.state.worker = runner
-
-        async def run() -> None:
-            await gate.wait()
-            await runner.run()
-
-        task = asyncio.create_task(run())
-
-        async def stop() -> None:
-            runner.stop()
-            gate.set()
-            await asyncio.wait_for(task, timeout=60)
-
-        return stop
-
-    return start
-
-
-@contextlib.asynccontextmanager
-async def worker_app(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, asyncio.Event]]:
-    """A facade + gated in-process worker; yields the client and the gate."""
-    gate = asyncio.Event()
-    app = create_app(
-        make_settings(tmp_path), registry=broken_registry(tmp_path), worker_factory=gated_worker(gate)
-    )
-    async with facade(app) as client:
-        yield client, gate
-
-
-def data_uri_png() -> str:
-    return "data:image/png;base64," + base64.b64encode(make_image(640, 480)).decode()
-
-
-async def submit(client: httpx.AsyncClient, model: str) -> str:
-    body: dict[str, Any] = {"model": model, "input": {"prompt": "a horse"}}
-    body["parameters"] = {"resolution": "720P", "duration": 3}
-    if model == BROKEN:
-        body["input"]["media"] = [{"type": "first_frame", "url": data_uri_png()}]
-    rsp = await client.post(CREATE, json=body, headers=headers())
-    assert rsp.status_code == 200, rsp.text
-    return str(rsp.json()["output"]["task_id"])
-
-
-async def wait_final(client: httpx.AsyncClient, task_id: str, timeout_s: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        output: dict[str, Any] = (await client.get(f"/api/v1/tasks/{task_id}", headers=headers())).json()[
-            "output"
-        ]
-        if output["task_status"] in ("SUCCEEDED", "FAILED", "CANCELED"):
-            return output
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{task_id} not final after {timeout_s}s")
-
-
-class Scrape:
-    """One parsed `/metrics` exposition: family types and sample values."""
-
-    def __init__(self, text: str) -> None:
-        self.types: dict[str, str] = {}
-        self.values: dict[Key, float] = {}
-        for family in text_string_to_metric_families(text):
-            self.types[family.name] = family.type
-            for sample in family.samples:
-                self.values[(sample.name, frozenset(sample.labels.items()))] = sample.value
-
-    def get(self, name: str, **labels: str) -> float:
-        return self.values.get((name, frozenset(labels.items())), 0.0)
-
-    def total(self, name: str, **labels: str) -> float:
-        """Sum over every series of `name` whose labels include `labels`."""
-        want = set(labels.items())
-        return sum(v for (n, ls), v in self.values.items() if n == name and want <= ls)
-
-
-async def scrape(client: httpx.AsyncClient) -> Scrape:
-    rsp = await client.get("/metrics")
-    assert rsp.status_code == 200
-    assert rsp.headers["content-type"].startswith("text/plain")
-    return Scrape(rsp.text)
+from tests.support.facade import headers
+from tests.support.worker_app import BROKEN, CREATE, GOOD, Scrape, scrape, submit, wait_final, worker_app
 
 
 async def run_three_tasks(tmp_path: Path) -> tuple[Scrape, Scrape, dict[str, Any]]:
@@ -207,6 +79,11 @@ def check_job_metrics(before: Scrape, after: Scrape, info: dict[str, Any]) -> No
     assert delta("paddock_gpu_seconds_total", model=BROKEN) == 0
     assert after.get("paddock_jobs_running") == 0
     assert after.get("paddock_workers_ready") >= 1
+    # The engine's steps, recorded on its real path: the good job's denoising steps at least.
+    steps = sum(after.get("paddock_step_duration_seconds_count", model=m) for m in ("wan-ti2v", GOOD))
+    steps -= sum(before.get("paddock_step_duration_seconds_count", model=m) for m in ("wan-ti2v", GOOD))
+    assert steps >= 3
+    assert delta("paddock_batch_size_count") == steps
 
 
 def check_types_and_build_info(after: Scrape) -> None:
@@ -241,23 +118,3 @@ def check_http_metrics(before: Scrape, after: Scrape, info: dict[str, Any]) -> N
     for _, labels in after.values:
         for _, value in labels:
             assert not any(task_id in value for task_id in task_ids), labels  # bounded labels only
-
-
-def test_observe_step_records_step_and_batch() -> None:
-    before = Scrape(metrics_text())
-    metrics.observe_step("happyhorse-1.0-t2v", batch_size=3, seconds=0.2)
-    after = Scrape(metrics_text())
-    step = "paddock_step_duration_seconds_count"
-    assert after.get(step, model="happyhorse-1.0-t2v") - before.get(step, model="happyhorse-1.0-t2v") == 1
-    assert after.get("paddock_batch_size_sum") - before.get("paddock_batch_size_sum") == 3
-    metrics.record_retry()
-    metrics.record_dead_letter()
-    final = Scrape(metrics_text())
-    assert final.get("paddock_job_retries_total") - after.get("paddock_job_retries_total") == 1
-    assert final.get("paddock_dead_letters_total") - after.get("paddock_dead_letters_total") == 1
-
-
-def metrics_text() -> str:
-    from prometheus_client import generate_latest
-
-    return generate_latest(metrics.REGISTRY).decode()

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.web.sample import SAMPLE_PATH
+from server.api.web.sample import SAMPLE_PATH
 from tests.e2e.browser.conftest import ADMIN_KEY, PHONE, USER_KEY, Visit
 from tests.live_server import LiveServer
 from tests.videos import data_uri, make_image, make_video

@@ -13,19 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from server.api.app import create_app
-from server.config import Settings
-
-ALICE, BOB = "sk-alice", "sk-bob"
-
-
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "storage_url": f"file://{tmp_path / 'data'}",
-        "api_keys": f"{ALICE},{BOB}",
-        "public_url": "http://testserver",
-    }
-    return Settings(**{**values, **overrides})
+from tests.support.facade import facade, make_settings
 
 
 @pytest.fixture
@@ -40,28 +28,6 @@ def app_factory(tmp_path: Path) -> Callable[..., FastAPI]:
 async def client(app_factory: Callable[..., FastAPI]) -> AsyncIterator[httpx.AsyncClient]:
     async with facade(app_factory()) as c:
         yield c
-
-
-class facade:
-    """Runs the app's lifespan and gives an httpx client bound to it."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self._lifespan = app.router.lifespan_context(app)
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        await self._lifespan.__aenter__()
-        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-        self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
-        await self._lifespan.__aexit__(*exc)
-
-
-def headers(key: str = ALICE, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", "X-DashScope-Async": "enable", **extra}
 
 
 @pytest.fixture(scope="module")

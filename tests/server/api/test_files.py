@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,8 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
-from server.api.errors import DashScopeError
 from server.api.files import router
+from server.errors import DashScopeError
 from server.signing import Signer
 from server.storage import LocalObjectStore
 
@@ -23,7 +22,8 @@ DATA = bytes(range(256)) * 40  # 10240 bytes
 def make_app(store: object) -> FastAPI:
     """The files router plus the DashScope error rendering the real app uses."""
     app = FastAPI()
-    app.state.services = SimpleNamespace(store=store)
+    # As create_app does: only a local store's files are served.
+    app.state.files = store if isinstance(store, LocalObjectStore) else None
     app.include_router(router)
 
     @app.exception_handler(DashScopeError)

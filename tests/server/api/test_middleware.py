@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from server.api.http_protocol import http_protocol
-from tests.server.api.conftest import facade, headers
+from tests.support.facade import facade, headers
 from tests.support.uvicorn_server import exchange, serving
 
 CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"

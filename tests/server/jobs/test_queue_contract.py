@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -20,45 +19,9 @@ from server.jobs import (
     TaskQueue,
     make_task_queue,
 )
-from server.jobs.job import JobSpec, MediaRef, TaskRecord, TaskStatus
+from server.jobs.job import TRANSITIONS, InvalidTransition, TaskRecord, TaskStatus, check_transition
 from tests.redis_server import QueueFactory
-
-_ids = itertools.count()
-USAGE = {"duration": 5, "input_video_duration": 0, "output_video_duration": 5, "video_count": 1, "SR": 720}
-
-
-def record(
-    *,
-    tenant: str = "t1",
-    model: str = "happyhorse-i2v",
-    workspace: str | None = None,
-    submit_time: float | None = None,
-    task_id: str | None = None,
-) -> TaskRecord:
-    spec = JobSpec(
-        model=model,
-        family="i2v",
-        prompt="a horse at dawn",
-        width=832,
-        height=480,
-        duration_s=5.0,
-        seed=2**31 + 7,
-        watermark=False,
-        resolution="480P",
-        ratio=None,
-        media=(
-            MediaRef(type="first_frame", key="in/abc.png", content_type="image/png", width=832, height=480),
-        ),
-    )
-    return TaskRecord(
-        task_id=task_id or f"task-{next(_ids)}",
-        request_id=f"req-{next(_ids)}",
-        tenant=tenant,
-        model=model,
-        spec=spec,
-        workspace=workspace,
-        submit_time=time.time() if submit_time is None else submit_time,
-    )
+from tests.support.records import record
 
 
 async def claim_now(queue: TaskQueue, consumer: str = "w1") -> Claim:
@@ -176,7 +139,7 @@ async def test_cancel_claim_race(queue_backend: str, make_queue: QueueFactory) -
         assert final is not None
         assert final.status == (TaskStatus.CANCELED if canceled else TaskStatus.RUNNING)
         if claimed is not None:
-            assert await worker.complete(claimed, result_key="k", usage=USAGE, orig_prompt="p")
+            assert await worker.complete(claimed, result_key="k", orig_prompt="p")
     assert await facade.depth() == 0
     assert await worker.claim("w1", timeout_s=0) is None
     assert min(wins.values()) > 0, wins
@@ -188,7 +151,7 @@ async def test_stale_attempt_is_fenced(queue: TaskQueue) -> None:
     claim = await claim_now(queue)
     stale = dataclasses.replace(claim, attempt=claim.attempt - 1)
     before = await queue.get(claim.task_id)
-    assert not await queue.complete(stale, result_key="k", usage=USAGE, orig_prompt="p")
+    assert not await queue.complete(stale, result_key="k", orig_prompt="p")
     assert not await queue.fail(stale, code="InternalError", message="boom")
     assert not await queue.progress(stale, 1, 10)
     assert not await queue.heartbeat(stale)
@@ -208,13 +171,13 @@ async def test_progress_stored(queue: TaskQueue) -> None:
 async def test_complete_then_final_never_overwritten(queue: TaskQueue) -> None:
     await queue.submit(record())
     claim = await claim_now(queue)
-    assert await queue.complete(claim, result_key="out/x.mp4", usage=USAGE, orig_prompt="a horse")
+    assert await queue.complete(claim, result_key="out/x.mp4", orig_prompt="a horse")
     done = await queue.get(claim.task_id)
     assert done is not None and done.status == TaskStatus.SUCCEEDED
-    assert (done.result_key, done.usage, done.orig_prompt) == ("out/x.mp4", USAGE, "a horse")
+    assert (done.result_key, done.orig_prompt) == ("out/x.mp4", "a horse")
     assert done.end_time is not None and done.end_time >= done.scheduled_time  # type: ignore[operator]
     assert not await queue.fail(claim, code="InternalError", message="late")
-    assert not await queue.complete(claim, result_key="other", usage={}, orig_prompt="")
+    assert not await queue.complete(claim, result_key="other", orig_prompt="")
     assert not await queue.progress(claim, 9, 10)
     assert not await queue.heartbeat(claim)
     await queue.release(claim)
@@ -229,7 +192,7 @@ async def test_fail_is_final(queue: TaskQueue) -> None:
     failed = await queue.get(claim.task_id)
     assert failed is not None and failed.status == TaskStatus.FAILED
     assert (failed.code, failed.message) == ("InternalError.Timeout", "too slow")
-    assert not await queue.complete(claim, result_key="k", usage=USAGE, orig_prompt="p")
+    assert not await queue.complete(claim, result_key="k", orig_prompt="p")
     assert await queue.get(claim.task_id) == failed
 
 
@@ -244,8 +207,8 @@ async def test_release_requeues_with_next_attempt(queue: TaskQueue) -> None:
     assert await queue.depth() == 1
     second = await claim_now(queue, "w2")
     assert (second.task_id, second.attempt) == (first.task_id, 2)
-    assert not await queue.complete(first, result_key="k", usage=USAGE, orig_prompt="p")
-    assert await queue.complete(second, result_key="k", usage=USAGE, orig_prompt="p")
+    assert not await queue.complete(first, result_key="k", orig_prompt="p")
+    assert await queue.complete(second, result_key="k", orig_prompt="p")
     assert await queue.claim("w1", timeout_s=0.1) is None
 
 
@@ -310,7 +273,7 @@ async def test_status_filter_follows_every_transition(queue: TaskQueue) -> None:
     for rec in recs:
         await queue.submit(rec)
     claims = [await claim_now(queue) for _ in range(3)]
-    assert await queue.complete(claims[0], result_key="k", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(claims[0], result_key="k", orig_prompt="p")
     assert await queue.fail(claims[1], code="InternalError.Algo", message="boom")
     await queue.release(claims[2])
     assert await queue.cancel(recs[3].task_id) is not None
@@ -329,6 +292,57 @@ async def test_status_filter_follows_every_transition(queue: TaskQueue) -> None:
     assert await with_status(TaskStatus.RUNNING) == {again.task_id}
     both = TaskFilter(start_time=time.time() - 60, end_time=time.time() + 60, status=TaskStatus.PENDING)
     assert (await queue.list_tasks("t1", dataclasses.replace(both, model="other"), 1, 10)) == ([], 0)
+
+
+async def test_every_status_change_is_in_the_transitions_table(make_queue: QueueFactory) -> None:
+    """Drive each lifecycle path and watch the records: every change a backend makes is one
+    `TRANSITIONS` allows, and every allowed change out of PENDING and RUNNING is seen."""
+    queue = make_queue()
+    seen: set[tuple[TaskStatus, TaskStatus]] = set()
+    last: dict[str, TaskStatus] = {}
+
+    async def observe() -> None:
+        for task_id, before in list(last.items()):
+            current = await queue.get(task_id)
+            assert current is not None
+            if current.status != before:
+                seen.add((before, current.status))
+                last[task_id] = current.status
+
+    recs = [record() for _ in range(4)]
+    for rec in recs:
+        await queue.submit(rec)
+        last[rec.task_id] = TaskStatus.PENDING
+    await queue.cancel(recs[0].task_id)  # PENDING -> CANCELED
+    claims = [await claim_now(queue) for _ in range(3)]  # PENDING -> RUNNING
+    await observe()
+    assert await queue.complete(claims[0], result_key="k", orig_prompt="p")  # -> SUCCEEDED
+    assert await queue.fail(claims[1], code="InternalError.Algo", message="x")  # -> FAILED
+    await queue.release(claims[2])  # -> PENDING
+    await observe()
+    for final in (claims[0], claims[1]):  # a final record never changes again
+        assert not await queue.complete(final, result_key="k2", orig_prompt="p")
+        assert not await queue.fail(final, code="InternalError", message="late")
+        assert await queue.cancel(final.task_id) is None
+    assert await queue.cancel(claims[2].task_id) is not None  # released: PENDING again
+    await observe()
+    assert all(new in TRANSITIONS[old] for old, new in seen), seen
+    assert seen >= {
+        (TaskStatus.PENDING, TaskStatus.CANCELED),
+        (TaskStatus.PENDING, TaskStatus.RUNNING),
+        (TaskStatus.RUNNING, TaskStatus.SUCCEEDED),
+        (TaskStatus.RUNNING, TaskStatus.FAILED),
+        (TaskStatus.RUNNING, TaskStatus.PENDING),
+    }
+
+
+def test_the_table_refuses_what_it_does_not_list() -> None:
+    check_transition(TaskStatus.PENDING, TaskStatus.RUNNING)
+    for final in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED):
+        with pytest.raises(InvalidTransition):
+            check_transition(final, TaskStatus.RUNNING)
+    with pytest.raises(InvalidTransition):
+        check_transition(TaskStatus.PENDING, TaskStatus.SUCCEEDED)
 
 
 # -- depth and redis specifics ------------------------------------------------------------------
@@ -368,7 +382,7 @@ async def test_redis_unacked_claim_stays_pending(redis_only: tuple[RedisTaskQueu
     assert await queue.heartbeat(claim)  # XCLAIM JUSTID resets idle, keeps the delivery count
     pending = raw.xpending_range("paddock:jobs", "paddock:workers", "-", "+", 10)
     assert pending[0]["time_since_delivered"] < 100 and pending[0]["times_delivered"] == 1
-    assert await queue.complete(claim, result_key="k", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(claim, result_key="k", orig_prompt="p")
     assert raw.xpending("paddock:jobs", "paddock:workers")["pending"] == 0
     assert raw.xlen("paddock:jobs") == 0  # acked entries are deleted too
     ttl_ms = raw.pttl(f"paddock:task:{claim.task_id}")
@@ -444,7 +458,7 @@ async def test_running_per_model_and_failures_by_code(queue: TaskQueue) -> None:
     algo, done, timeout = [await claim_now(queue) for _ in range(3)]  # the 4th stays PENDING
     assert await queue.running() == {"m-a": 2, "m-b": 1}
     assert await queue.fail(algo, code="InternalError.Algo", message="boom")
-    assert await queue.complete(done, result_key="r.mp4", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(done, result_key="r.mp4", orig_prompt="p")
     assert await queue.fail(timeout, code="InternalError.Timeout", message="too slow")
     assert not await queue.fail(algo, code="InternalError.Algo", message="again")  # fenced: not counted
     assert await queue.running() == {}

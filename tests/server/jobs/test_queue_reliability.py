@@ -19,8 +19,8 @@ from server.jobs import Claim, Limits, QuotaExceeded, RedisTaskQueue, TaskFilter
 from server.jobs.job import TaskStatus
 from server.keys import KeyRing, Tenant
 from tests.chaos.redis_proc import RedisProcess
-from tests.server.api.conftest import facade, headers, make_settings
-from tests.server.jobs.test_queue_contract import USAGE, record
+from tests.support.facade import facade, headers, make_settings
+from tests.support.records import record
 
 QueueMaker = Callable[..., TaskQueue]
 CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"
@@ -69,7 +69,7 @@ async def test_dead_claim_is_reclaimed_then_poisoned(make_rq: QueueMaker) -> Non
     assert (second.task_id, second.attempt, second.consumer) == (rec.task_id, 2, "w2")
     assert (await queue.get(rec.task_id)).status == TaskStatus.RUNNING  # type: ignore[union-attr]
     # The dead attempt's late writes are refused and change nothing.
-    assert not await queue.complete(first, result_key="old", usage=USAGE, orig_prompt="p")
+    assert not await queue.complete(first, result_key="old", orig_prompt="p")
     assert not await queue.progress(first, 1, 2) and not await queue.heartbeat(first)
     await queue.release(first)
     assert await queue.get(rec.task_id) == second.record
@@ -83,7 +83,7 @@ async def test_dead_claim_is_reclaimed_then_poisoned(make_rq: QueueMaker) -> Non
     now = time.time()
     failed_page, _ = await queue.list_tasks("t1", TaskFilter(now - 60, now + 60, TaskStatus.FAILED), 1, 10)
     assert [r.task_id for r in failed_page] == [rec.task_id]
-    assert not await queue.complete(second, result_key="late", usage=USAGE, orig_prompt="p")
+    assert not await queue.complete(second, result_key="late", orig_prompt="p")
     assert not await queue.fail(second, code="InternalError", message="late")
     assert await queue.get(rec.task_id) == failed
     assert await queue.claim("w3", timeout_s=0.3) is None
@@ -97,7 +97,7 @@ async def test_heartbeats_keep_a_claim(make_rq: QueueMaker) -> None:
         await asyncio.sleep(0.1)
         assert await queue.heartbeat(claim)
         assert await queue.claim("w2", timeout_s=0) is None
-    assert await queue.complete(claim, result_key="k", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(claim, result_key="k", orig_prompt="p")
     await asyncio.sleep(0.4)
     assert await queue.claim("w2", timeout_s=0) is None  # acked: nothing to reclaim
 
@@ -109,10 +109,10 @@ async def test_newer_attempt_and_final_record_win(make_rq: QueueMaker) -> None:
     await asyncio.sleep(0.25)
     second = await claim_now(queue, "w2")
     assert second.attempt == first.attempt + 1
-    assert await queue.complete(second, result_key="new", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(second, result_key="new", orig_prompt="p")
     done = await queue.get(second.task_id)
     for stale in (first, second, dataclasses.replace(second, attempt=second.attempt + 1)):
-        assert not await queue.complete(stale, result_key="stale", usage=USAGE, orig_prompt="x")
+        assert not await queue.complete(stale, result_key="stale", orig_prompt="x")
         assert not await queue.fail(stale, code="InternalError", message="stale")
     assert await queue.get(second.task_id) == done and done is not None and done.result_key == "new"
     await asyncio.sleep(0.25)
@@ -132,7 +132,7 @@ async def test_running_cap_keeps_jobs_pending(make_rq: QueueMaker) -> None:
     assert await queue.claim("w1", timeout_s=0.2) is None  # a is at its cap; b has nothing
     assert (await queue.get(capped[1].task_id)).status == TaskStatus.PENDING  # type: ignore[union-attr]
     assert await queue.depth() == 2
-    assert await queue.complete(first, result_key="k", usage=USAGE, orig_prompt="p")
+    assert await queue.complete(first, result_key="k", orig_prompt="p")
     assert (await claim_now(queue)).task_id == capped[1].task_id
 
 
@@ -242,7 +242,7 @@ async def test_cancel_claim_race_1000_rounds(redis_url: str) -> None:
             wins["cancel" if canceled else "claim"] += 1
             if claimed is not None:
                 assert claimed.task_id == rec.task_id
-                assert await worker_q.complete(claimed, result_key="k", usage=USAGE, orig_prompt="p")
+                assert await worker_q.complete(claimed, result_key="k", orig_prompt="p")
             final = await facade_q.get(rec.task_id)
             assert final is not None
             assert final.status == (TaskStatus.CANCELED if canceled else TaskStatus.SUCCEEDED)
@@ -270,7 +270,7 @@ async def test_redis_restart_is_ridden_out(tmp_path: Path) -> None:
         restart = asyncio.create_task(asyncio.to_thread(server.restart, 0.5))
         assert await queue.heartbeat(claim)  # retried until Redis is back
         await restart
-        assert await queue.complete(claim, result_key="k", usage=USAGE, orig_prompt="p")
+        assert await queue.complete(claim, result_key="k", orig_prompt="p")
         assert (await claim_now(queue)).task_id == waiting.task_id
         assert (await queue.get(kept.task_id)).status == TaskStatus.SUCCEEDED  # type: ignore[union-attr]
     finally:

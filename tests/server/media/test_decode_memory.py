@@ -56,7 +56,7 @@ def test_corrupt_big_png_is_still_caught(big_png: Path) -> None:
     data[len(data) // 2] ^= 0xFF  # inside the image data: the chunk's CRC no longer matches
     code = (
         "from server.media import FIRST_FRAME_RULE, inspect_image\n"
-        "from server.api.errors import InvalidParameter\n"
+        "from server.errors import InvalidParameter\n"
         "try:\n"
         "    inspect_image(blobs[0], FIRST_FRAME_RULE, field='f', max_pixels=10**8)\n"
         "    report(refused='')\n"

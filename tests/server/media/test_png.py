@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from server.api.errors import InvalidParameter
+from server.errors import InvalidParameter
 from server.media.png import check_png_stream, scanline_bytes
 
 

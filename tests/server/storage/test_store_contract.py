@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -24,8 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from server.api import files
-from server.api.errors import DashScopeError
 from server.config import Settings
+from server.errors import DashScopeError
 from server.signing import Signer
 from server.storage import LocalObjectStore, ObjectNotFound, ObjectStore, make_object_store
 from server.storage.s3 import (
@@ -60,7 +59,7 @@ class _FilesApp:
     def __init__(self) -> None:
         self.app = FastAPI()
         self.app.include_router(files.router)
-        self.app.state.services = SimpleNamespace(store=None)
+        self.app.state.files = None
 
         @self.app.exception_handler(DashScopeError)
         async def dashscope_error(request: Request, exc: DashScopeError) -> JSONResponse:
@@ -74,7 +73,8 @@ class _FilesApp:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def serve(self, store: ObjectStore) -> None:
-        self.app.state.services.store = store
+        # The facade serves only a local store's files (app.state.files is None otherwise).
+        self.app.state.files = store if isinstance(store, LocalObjectStore) else None
 
 
 @pytest.fixture(scope="module")

@@ -93,13 +93,16 @@ async def test_redis_is_read_at_most_once_per_interval() -> None:
 async def test_a_failed_read_keeps_the_last_reading_until_it_is_stale() -> None:
     calls: list[str] = []
     read = reader([QueueLoad(0, 0), ConnectionError("down")], calls)
-    policy = QueueLagPolicy(URL, poll_interval_s=0, stale_after_s=0.2, read_load=read)
+    now = [100.0]
+    policy = QueueLagPolicy(URL, poll_interval_s=0, stale_after_s=20, read_load=read, clock=lambda: now[0])
     policy(FakeContext(target=2))
     await settle(policy)
     assert policy(FakeContext(target=2))[0] == 0  # scale to zero: the queue is empty
     await settle(policy)  # this read fails
     assert policy(FakeContext(target=2))[0] == 0
-    await asyncio.sleep(0.25)
+    now[0] += 19  # still fresh
+    assert policy.load() == QueueLoad(0, 0)
+    now[0] += 2  # the last good reading is 21 s old
     await settle(policy)
     assert policy(FakeContext(target=2)) == (2, {})  # stale: hold
 

@@ -1,13 +1,13 @@
-"""RayMetricsSink without Ray: the names, labels and buckets of server/metrics.py's table, and
-the recording semantics the runner relies on."""
+"""RayMetrics without Ray: the names, labels and buckets of server/metrics.py's table, and the
+one MetricsRecorder's rules landing in Ray's metric objects as the runner relies on."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from server.jobs.job import JobSpec, TaskRecord
-from server.metrics import METRICS
-from server.worker.ray_metrics import WORKER_METRICS, RayMetricsSink, ray_metric_name
+from server.metrics import METRICS, MetricsRecorder
+from server.worker.ray_metrics import WORKER_METRICS, RayMetrics, ray_metric_name
 
 
 class FakeMetric:
@@ -46,11 +46,16 @@ def _make_record(**changes: Any) -> TaskRecord:
     return TaskRecord(task_id="t1", request_id="r1", tenant="a", model=spec.model, spec=spec, **values)
 
 
+def recorder() -> tuple[MetricsRecorder, dict[str, FakeMetric]]:
+    backend = RayMetrics(FakeModule)
+    return MetricsRecorder(backend), backend.objects
+
+
 def test_every_worker_metric_keeps_its_name_labels_and_buckets() -> None:
-    sink = RayMetricsSink(FakeModule)
+    _, objects = recorder()
     table = {spec.name: spec for spec in METRICS}
-    assert set(sink._objects) == WORKER_METRICS
-    for name, metric in sink._objects.items():
+    assert set(objects) == WORKER_METRICS
+    for name, metric in objects.items():
         spec = table[name]
         # Ray exports `ray_<name>`, appending `_total` to counters itself.
         exported = metric.name + ("_total" if spec.kind == "counter" else "")
@@ -62,43 +67,46 @@ def test_every_worker_metric_keeps_its_name_labels_and_buckets() -> None:
 
 
 def test_running_jobs_and_ready_workers_count_up_and_down() -> None:
-    sink = RayMetricsSink(FakeModule)
-    sink.JOBS_RUNNING.inc()
-    sink.JOBS_RUNNING.inc()
-    sink.JOBS_RUNNING.dec()
-    sink.set_worker_ready(True)
-    running = sink._objects["paddock_jobs_running"].calls
-    assert [value for _, value, _ in running] == [0, 1, 2, 1]
-    assert sink._objects["paddock_workers_ready"].calls[-1][1] == 1
+    metrics, objects = recorder()
+    with metrics.job_running(), metrics.job_running():
+        pass
+    metrics.worker_ready(True)
+    running = objects["paddock_jobs_running"].calls
+    assert [value for _, value, _ in running] == [1, 2, 1, 0]  # Ray gauges only set: counted here
+    assert objects["paddock_workers_ready"].calls[-1][1] == 1
 
 
 def test_job_recording_follows_server_metrics() -> None:
     from server.jobs.job import TaskStatus
 
-    sink = RayMetricsSink(FakeModule)
+    sink, objects = recorder()
     first = _make_record(scheduled_time=103.0, end_time=110.0)
     sink.observe_claimed(first)
     sink.observe_claimed(_make_record(attempt=2, scheduled_time=200.0))  # a redelivery: no wait
-    assert sink._objects["paddock_queue_wait_seconds"].calls == [("observe", 3.0, {})]
+    assert objects["paddock_queue_wait_seconds"].calls == [("observe", 3.0, {})]
 
     sink.observe_step("wan-ti2v", 3, 0.25)
-    assert sink._objects["paddock_step_duration_seconds"].calls == [("observe", 0.25, {"model": "wan-ti2v"})]
-    assert sink._objects["paddock_batch_size"].calls == [("observe", 3, {})]
+    assert objects["paddock_step_duration_seconds"].calls == [("observe", 0.25, {"model": "wan-ti2v"})]
+    assert objects["paddock_batch_size"].calls == [("observe", 3, {})]
 
     sink.observe_phases("m", {"generate_s": 2.0, "upload_s": 0.5, "total_s": 9.0}, devices=4)
-    phases = sink._objects["paddock_job_phase_seconds"].calls
+    phases = objects["paddock_job_phase_seconds"].calls
     assert [(tags["phase"], value) for _, value, tags in phases] == [("generate", 2.0), ("upload", 0.5)]
-    assert sink._objects["paddock_gpu_seconds_total"].calls == [("inc", 8.0, {"model": "m"})]
+    assert objects["paddock_gpu_seconds_total"].calls == [("inc", 8.0, {"model": "m"})]
 
     sink.observe_job_finished(first, TaskStatus.SUCCEEDED)
     sink.observe_job_finished(first, TaskStatus.FAILED, code="InternalError.Algo")
-    jobs = sink._objects["paddock_jobs_total"].calls
+    jobs = objects["paddock_jobs_total"].calls
     assert [tags for _, _, tags in jobs] == [
         {"model": first.model, "status": "SUCCEEDED", "code": ""},
         {"model": first.model, "status": "FAILED", "code": "InternalError.Algo"},
     ]
-    assert sink._objects["paddock_e2e_seconds"].calls == [("observe", 10.0, {"model": first.model})]
+    assert objects["paddock_e2e_seconds"].calls == [("observe", 10.0, {"model": first.model})]
 
     sink.observe_upload(0)  # Ray counters refuse non-positive increments
     sink.observe_upload(1234)
-    assert sink._objects["paddock_upload_bytes_total"].calls == [("inc", 1234, {})]
+    sink.job_retried()
+    sink.job_dead_lettered()
+    assert objects["paddock_job_retries_total"].calls == [("inc", 1, {})]
+    assert objects["paddock_dead_letters_total"].calls == [("inc", 1, {})]
+    assert objects["paddock_upload_bytes_total"].calls == [("inc", 1234, {})]

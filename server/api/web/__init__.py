@@ -6,6 +6,7 @@ requests); the page talks to the public DashScope API with the user's key, like 
 
 from __future__ import annotations
 
-from server.web.routes import router
+from server.api.web.console import Console
+from server.api.web.routes import router
 
-__all__ = ["router"]
+__all__ = ["Console", "router"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from server.api.web.sample import SAMPLE_PATH, SIZE, draw_sample, write_sample
 from server.media import FIRST_FRAME_RULE, inspect_image
-from server.web.sample import SAMPLE_PATH, SIZE, draw_sample, write_sample
 
 
 def test_the_shipped_file_is_the_drawing() -> None:

@@ -24,14 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-
-from server.api import openapi
-from server.api.deps import authenticate, request_id, services
-from server.api.errors import AccessDenied, DashScopeError, InvalidParameter, InvalidURL, empty_model
-from server.api.upload_form import read_upload_form
+from server.errors import AccessDenied, DashScopeError, InvalidParameter, InvalidURL
 from server.storage.base import ObjectNotFound
 from server.storage.local import validate_key
 
@@ -56,7 +49,7 @@ _TENANT_DIGEST_CHARS = 22
 _MB = 1024 * 1024
 # Room for the form's other fields and part headers beside the file.
 FORM_SLACK_BYTES = 64 * 1024
-UPLOAD_PATH = "/api/v1/uploads/oss"
+UPLOAD_PATH = "/api/v1/uploads/oss"  # the policies' upload_host points here (routes.py serves it)
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[\w.+-]{1,127}$")
 _REQUIRED_FIELDS = ("OSSAccessKeyId", "Signature", "policy", "key")
 
@@ -236,62 +229,3 @@ def _check_option(fields: Mapping[str, str], name: str, expected: str | None) ->
     value = fields.get(name)
     if value is not None and expected is not None and value != expected:
         raise InvalidParameter(f"The form field {name} must be {expected!r}, as in the policy.")
-
-
-# -- routes --------------------------------------------------------------------------------------
-
-router = APIRouter()
-
-
-def _uploads(request: Request) -> UploadService:
-    return services(request).uploads  # type: ignore[attr-defined, no-any-return]
-
-
-@router.get(
-    "/api/v1/uploads",
-    response_model=None,
-    responses={200: {"model": openapi.UploadPolicyResponse}, **openapi.errors(400, 401, 500)},
-)
-def get_policy(request: Request, action: str = "", model: str = "") -> dict[str, Any]:
-    """`?action=getPolicy&model=M`: `{"request_id", "data": {policy...}}` for the caller's tenant."""
-    tenant = authenticate(request)
-    if action != "getPolicy":
-        raise InvalidParameter(f"Unsupported action {action!r}: only getPolicy is supported.")
-    if not model:
-        raise empty_model()
-    return {"request_id": request_id(request), "data": _uploads(request).issue_policy(tenant, model)}
-
-
-@router.post(
-    UPLOAD_PATH,
-    response_model=None,
-    responses={
-        200: {"model": openapi.UploadResponse},
-        201: {"model": openapi.UploadResponse},
-        204: {"description": "Stored (success_action_status=204)"},
-        **openapi.errors(400, 403, 409, 413, 500),
-    },
-    openapi_extra=openapi.UPLOAD_DOC,
-)
-async def upload(request: Request) -> Response:
-    """The SDK's multipart upload (no Authorization: the policy signature is the credential).
-
-    The form is read as it streams: a forged, expired or foreign form is refused when the file
-    part begins, before any of the file is read (`upload_form.read_upload_form`)."""
-    uploads = _uploads(request)
-    started = uploads.now()
-
-    def admit(fields: dict[str, str]) -> int:
-        return uploads.verify_form(fields, started).max_bytes
-
-    content_type = request.headers.get("content-type", "")
-    async with read_upload_form(request.stream(), content_type, admit=admit) as form:
-        key = await run_in_threadpool(uploads.accept, form.fields, form.path, form.size, now=started)
-    return _upload_response(request, key, form.fields.get("success_action_status", ""))
-
-
-def _upload_response(request: Request, key: str, status: str) -> Response:
-    if status == "204":
-        return Response(status_code=204)
-    code = 201 if status == "201" else 200
-    return JSONResponse({"request_id": request_id(request), "url": OSS_SCHEME + key}, status_code=code)

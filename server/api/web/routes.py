@@ -8,18 +8,19 @@ keys). A strict Content-Security-Policy keeps the page to this server's own scri
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from starlette.exceptions import HTTPException
 
-from server.api.deps import authenticate, services
-from server.api.errors import AccessDenied
+from server.api.deps import authenticate
+from server.api.web.catalogue import catalogue
+from server.api.web.console import Console
+from server.api.web.operator import operator_view
 from server.config import Settings
-from server.web.catalogue import catalogue
-from server.web.operator import operator_view
+from server.errors import AccessDenied
 
 STATIC_DIR = Path(__file__).parent / "static"
 MEDIA_TYPES = {
@@ -34,6 +35,10 @@ STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file() and p.suf
 NOT_ADMIN = "This API key may not open the operators' view: it needs admin: true in the key file."
 
 router = APIRouter(include_in_schema=False)
+
+
+def console(request: Request) -> Console:
+    return cast(Console, request.app.state.web)
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -71,7 +76,7 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(
         STATIC_FILES["index.html"],
         media_type=MEDIA_TYPES[".html"],
-        headers=_headers(services(request).settings),
+        headers=_headers(console(request).settings),
     )
 
 
@@ -82,7 +87,7 @@ async def static_file(name: str, request: Request) -> FileResponse:
     if path is None:
         raise HTTPException(status_code=404)
     return FileResponse(
-        path, media_type=MEDIA_TYPES[path.suffix], headers=_headers(services(request).settings)
+        path, media_type=MEDIA_TYPES[path.suffix], headers=_headers(console(request).settings)
     )
 
 
@@ -90,8 +95,8 @@ async def static_file(name: str, request: Request) -> FileResponse:
 async def models(request: Request) -> dict[str, Any]:
     """The models this key may use, with their parameters and media rules, and its admin flag."""
     tenant = authenticate(request)
-    svc = services(request)
-    return catalogue(svc.registry, tenant, svc.settings)
+    web = console(request)
+    return catalogue(web.registry, tenant, web.settings)
 
 
 @router.get("/web/operator")
@@ -100,4 +105,4 @@ async def operator(request: Request) -> dict[str, Any]:
     tenant = authenticate(request)
     if not tenant.admin:
         raise AccessDenied(NOT_ADMIN)
-    return await operator_view(services(request).queue)
+    return await operator_view(console(request).queue)

@@ -13,14 +13,13 @@ import pytest
 from model.registry import default_registry
 from server.api import schemas
 from server.api.app import create_app
-from server.api.errors import InvalidParameter
+from server.api.web.routes import STATIC_DIR
 from server.config import Settings
+from server.errors import InvalidParameter
 from server.jobs.base import TaskQueue
 from server.keys import KeyRing, Tenant
-from server.web.routes import STATIC_DIR
 from tests.redis_server import QueueFactory
-from tests.server.api.conftest import facade, headers, make_settings
-from tests.server.api.test_routes import assert_error
+from tests.support.facade import assert_error, facade, headers, make_settings
 
 ADMIN, USER, NARROW = "sk-web-admin", "sk-web-user", "sk-web-narrow"
 CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"

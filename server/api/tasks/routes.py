@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from model.registry import Endpoint
 from server.api import openapi, schemas
-from server.api.deps import authenticate, request_id, services, workspace
-from server.api.errors import AccessDenied
+from server.api.deps import authenticate, request_id, workspace
 from server.api.jsonbody import read_json
-from server.api.service import CallContext, TaskService
+from server.api.tasks.service import CallContext, TaskService
+from server.errors import AccessDenied
 from server.jobs.job import TaskStatus
 
 router = APIRouter(prefix="/api/v1")
 
+
+def tasks(request: Request) -> TaskService:
+    """The tasks area's serving object."""
+    return cast(TaskService, request.app.state.tasks)
+
+
 _SYNC_REFUSED = "current user api does not support synchronous calls"
-
-
-def task_service(request: Request) -> TaskService:
-    return request.app.state.task_service  # type: ignore[no-any-return]
 
 
 async def _create(request: Request, endpoint: Endpoint) -> dict[str, Any]:
@@ -35,17 +37,13 @@ async def _create(request: Request, endpoint: Endpoint) -> dict[str, Any]:
         workspace=workspace(request),
         oss_resolve=request.headers.get("x-dashscope-ossresourceresolve", "").strip().lower() == "enable",
     )
-    record = await task_service(request).create(body, endpoint, ctx)
+    record = await tasks(request).create(body, endpoint, ctx)
     return schemas.create_body(ctx.request_id, record)
 
 
-_CREATE = {
-    "response_model": None,
-    "responses": {
-        200: {"model": openapi.CreateTaskResponse},
-        **openapi.errors(400, 401, 403, 413, 429, 500, 503),
-    },
-    "openapi_extra": openapi.CREATE_DOC,
+_CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": openapi.CreateTaskResponse},
+    **openapi.errors(400, 401, 403, 413, 429, 500, 503),
 }
 _LIST_QUERY = [
     openapi.query("page_no", "integer", "1-based page number (default 1)"),
@@ -58,13 +56,23 @@ _LIST_QUERY = [
 ]
 
 
-@router.post("/services/aigc/video-generation/video-synthesis", **_CREATE)
+@router.post(
+    "/services/aigc/video-generation/video-synthesis",
+    response_model=None,
+    responses=_CREATE_RESPONSES,
+    openapi_extra=openapi.CREATE_DOC,
+)
 async def create_video_synthesis(request: Request) -> dict[str, Any]:
     """Create a task for any HappyHorse model (t2v, i2v, r2v, video-edit)."""
     return await _create(request, Endpoint.VIDEO_GENERATION)
 
 
-@router.post("/services/aigc/image2video/video-synthesis", **_CREATE)
+@router.post(
+    "/services/aigc/image2video/video-synthesis",
+    response_model=None,
+    responses=_CREATE_RESPONSES,
+    openapi_extra=openapi.CREATE_DOC,
+)
 async def create_image2video(request: Request) -> dict[str, Any]:
     """The legacy first+last-frame create path; other models get `url error`."""
     return await _create(request, Endpoint.IMAGE2VIDEO)
@@ -79,7 +87,7 @@ async def query_task(task_id: str, request: Request) -> dict[str, Any]:
     """HTTP 200 in every state; UNKNOWN for ids that do not exist, expired or belong to others."""
     tenant = authenticate(request)
     rid = request_id(request)
-    service = task_service(request)
+    service = tasks(request)
     record = await service.get(task_id, tenant)
     if record is None:
         return schemas.unknown_task_body(rid, task_id)
@@ -94,7 +102,7 @@ async def query_task(task_id: str, request: Request) -> dict[str, Any]:
 async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
     """Cancel a PENDING task; anything else is 400 UnsupportedOperation."""
     tenant = authenticate(request)
-    await task_service(request).cancel(task_id, tenant)
+    await tasks(request).cancel(task_id, tenant)
     return {"request_id": request_id(request)}
 
 
@@ -107,41 +115,6 @@ async def cancel_task(task_id: str, request: Request) -> dict[str, Any]:
 async def list_tasks(request: Request) -> JSONResponse:
     """One page of the key's tasks, newest first (API.md §3 list)."""
     tenant = authenticate(request)
-    records, total, page_no, page_size = await task_service(request).list_tasks(
-        tenant, dict(request.query_params), workspace(request)
-    )
-    return JSONResponse(schemas.list_body(request_id(request), records, total, page_no, page_size))
-
-
-health = APIRouter()
-
-
-@health.get("/healthz", response_model=None, responses={200: {"model": openapi.HealthResponse}})
-async def healthz() -> dict[str, str]:
-    """The process is up."""
-    return {"status": "ok"}
-
-
-@health.get(
-    "/readyz",
-    response_model=None,
-    responses={200: {"model": openapi.ReadyResponse}, 503: {"model": openapi.ReadyResponse}},
-)
-async def readyz(request: Request) -> JSONResponse:
-    """The queue is reachable and, when this process runs a worker, the worker is ready."""
-    svc = services(request)
-    checks = {"queue": await _ping(svc.queue)}
-    worker = getattr(request.app.state, "worker", None)
-    if worker is not None:
-        checks["worker"] = worker.ready
-    ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
-
-
-async def _ping(queue: Any) -> bool:
-    try:
-        return bool(await queue.ping())
-    except Exception:
-        return False
+    query = schemas.parse_list_query(request.query_params, workspace(request), schemas.now())
+    page = await tasks(request).list_tasks(tenant, query)
+    return JSONResponse(schemas.list_body(request_id(request), page))

@@ -21,10 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
-from server.api.errors import DashScopeError
-from server.api.uploads import STORE_PREFIX, UploadService
-from server.api.uploads import router as uploads_router
+from server.api.uploads.routes import router as uploads_router
+from server.api.uploads.service import STORE_PREFIX, UploadService
 from server.config import Settings
+from server.errors import DashScopeError
 from server.keys import KeyRing, Tenant
 from server.signing import Signer
 from server.storage import LocalObjectStore
@@ -44,7 +44,7 @@ class Clock:
 
 
 def build(tmp_path: Path, base_url: str = "http://testserver", **settings: Any) -> SimpleNamespace:
-    """A stub of the lead's `Services` with what the uploads routes use."""
+    """The upload service on a local store, two tenants' keys, and a clock the tests move."""
     signer = Signer(b"u" * 32)
     clock = Clock()
     cfg = Settings(public_url=base_url, data_dir=tmp_path, **settings)
@@ -56,7 +56,8 @@ def build(tmp_path: Path, base_url: str = "http://testserver", **settings: Any) 
 
 def make_app(services: SimpleNamespace) -> FastAPI:
     app = FastAPI()
-    app.state.services = services
+    app.state.uploads = services.uploads
+    app.state.keys = services.keys
     app.include_router(uploads_router)
 
     @app.exception_handler(DashScopeError)

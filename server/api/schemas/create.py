@@ -1,8 +1,7 @@
-"""DashScope wire formats (API.md §2–§3): request parsing and response bodies.
+"""The create-task body (API.md §2): parsing, the parameter rules, prompt truncation, output size.
 
-Requests are parsed by hand rather than by a pydantic model so that every rejection carries the
-exact DashScope code (`BadRequest.EmptyModel`, `InvalidParameter`, ...) and names the field.
-Responses are plain dicts built here, so the field names sit in one place.
+Parsed by hand rather than by a pydantic model so that every rejection carries the exact
+DashScope code (`BadRequest.EmptyModel`, `InvalidParameter`, ...) and names the field.
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ import json
 import math
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
+from enum import StrEnum
 from typing import Any
 
 from model.registry import ModelSpec, TaskFamily
-from server.api.errors import InvalidParameter, empty_input, empty_model
 from server.api.jsonbody import OversizedInt
-from server.jobs.job import TaskRecord, TaskStatus
+from server.errors import InvalidParameter, empty_input, empty_model
 
 BEIJING = timezone(timedelta(hours=8))
 MAX_PROMPT_UNITS = 5000
@@ -38,12 +37,22 @@ FIXED_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("1080P", "4:3"): (1648, 1248),
     ("1080P", "3:4"): (1248, 1648),
 }
-MEDIA_TYPES: dict[TaskFamily, dict[str, tuple[int, int]]] = {
+
+
+class MediaKind(StrEnum):
+    """`input.media[].type` (API.md §2)."""
+
+    FIRST_FRAME = "first_frame"
+    REFERENCE_IMAGE = "reference_image"
+    VIDEO = "video"
+
+
+MEDIA_TYPES: dict[TaskFamily, dict[MediaKind, tuple[int, int]]] = {
     # family -> media type -> (min count, max count)
     TaskFamily.T2V: {},
-    TaskFamily.I2V: {"first_frame": (1, 1)},
-    TaskFamily.R2V: {"reference_image": (1, 9)},
-    TaskFamily.VIDEO_EDIT: {"video": (1, 1), "reference_image": (0, 5)},
+    TaskFamily.I2V: {MediaKind.FIRST_FRAME: (1, 1)},
+    TaskFamily.R2V: {MediaKind.REFERENCE_IMAGE: (1, 9)},
+    TaskFamily.VIDEO_EDIT: {MediaKind.VIDEO: (1, 1), MediaKind.REFERENCE_IMAGE: (0, 5)},
 }
 PROMPT_REQUIRED = {TaskFamily.T2V, TaskFamily.R2V, TaskFamily.VIDEO_EDIT}
 
@@ -244,90 +253,3 @@ def output_size(
     width = max(16, round(math.sqrt(pixels * aspect) / 16) * 16)
     height = max(16, round(math.sqrt(pixels / aspect) / 16) * 16)
     return width, height
-
-
-# ---------------------------------------------------------------------------------- responses
-
-
-def format_time(ts: float | None) -> str | None:
-    """`YYYY-MM-DD HH:mm:ss.SSS` in UTC+8, as DashScope reports task times."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def epoch_ms(ts: float | None) -> int | None:
-    return None if ts is None else int(ts * 1000)
-
-
-def parse_list_time(value: str, name: str) -> float:
-    """`YYYYMMDDhhmmss` (UTC+8) to epoch seconds."""
-    try:
-        return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=BEIJING).timestamp()
-    except ValueError:
-        raise InvalidParameter(f"{name} must be formatted as YYYYMMDDhhmmss, got {value!r}.") from None
-
-
-def create_body(request_id: str, record: TaskRecord) -> dict[str, Any]:
-    return {"request_id": request_id, "output": {"task_id": record.task_id, "task_status": "PENDING"}}
-
-
-def unknown_task_body(request_id: str, task_id: str) -> dict[str, Any]:
-    return {"request_id": request_id, "output": {"task_id": task_id, "task_status": TaskStatus.UNKNOWN.value}}
-
-
-def task_body(request_id: str, record: TaskRecord, video_url: str | None) -> dict[str, Any]:
-    """The query response for one task in any state (API.md §3)."""
-    output: dict[str, Any] = {"task_id": record.task_id, "task_status": record.status.value}
-    output["submit_time"] = format_time(record.submit_time)
-    if record.scheduled_time is not None:
-        output["scheduled_time"] = format_time(record.scheduled_time)
-    if record.status.is_final:
-        output["end_time"] = format_time(record.end_time)
-    body: dict[str, Any] = {"request_id": request_id, "output": output}
-    if record.status == TaskStatus.RUNNING and record.progress_total:
-        output["progress"] = {"step": record.progress_step or 0, "total_steps": record.progress_total}
-    elif record.status == TaskStatus.SUCCEEDED:
-        output["video_url"] = video_url
-        output["orig_prompt"] = record.orig_prompt or ""
-        body["usage"] = record.usage or {}
-    elif record.status == TaskStatus.FAILED:
-        output["code"] = record.code or "InternalError"
-        output["message"] = record.message or ""
-    return body
-
-
-def list_item(record: TaskRecord) -> dict[str, Any]:
-    return {
-        "task_id": record.task_id,
-        "status": record.status.value,
-        "model_name": record.model,
-        "request_id": record.request_id,
-        "gmt_create": epoch_ms(record.submit_time),
-        "start_time": epoch_ms(record.scheduled_time),
-        "end_time": epoch_ms(record.end_time),
-        "workspace_id": record.workspace,
-    }
-
-
-def list_body(
-    request_id: str, records: list[TaskRecord], total: int, page_no: int, page_size: int
-) -> dict[str, Any]:
-    items = [list_item(r) for r in records]
-    return {
-        "request_id": request_id,
-        "total": total,
-        "total_page": math.ceil(total / page_size) if total else 0,
-        "page_no": page_no,
-        "page_size": page_size,
-        "data": items,
-        "tasks": items,
-    }
-
-
-def error_body(request_id: str, code: str, message: str) -> dict[str, Any]:
-    return {"request_id": request_id, "code": code, "message": message}
-
-
-def now() -> float:
-    return datetime.now(UTC).timestamp()

@@ -15,21 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from model.registry import Endpoint, ModelSpec, TaskFamily
-from server import metrics
 from server.api import schemas
-from server.api.errors import (
+from server.api.uploads.service import UploadService
+from server.errors import (
     AccessDenied,
-    InvalidParameter,
     InvalidURL,
     ModelUnavailable,
     Throttling,
     UnsupportedOperation,
     url_error,
 )
-from server.api.uploads import UploadService
-from server.config import Settings
-from server.jobs.base import Limits, QuotaExceeded, TaskFilter, TaskQueue
-from server.jobs.job import JobSpec, MediaRef, TaskRecord, TaskStatus
+from server.jobs.base import Limits, QuotaExceeded
+from server.jobs.job import JobSpec, MediaRef, TaskRecord
 from server.keys import Tenant
 from server.media import (
     EDIT_REFERENCE_RULE,
@@ -43,12 +40,12 @@ from server.media import (
     inspect_image,
     inspect_video,
 )
-from server.storage.base import ObjectStore
+from server.metrics import MetricsRecorder
+from server.wiring import Wiring
 
 log = logging.getLogger(__name__)
 
 MAX_EDIT_OUTPUT_S = 15.0
-LIST_WINDOW_S = 24 * 3600
 # The rule each image is checked against, by task family and media type (API.md §2).
 IMAGE_RULES: dict[tuple[TaskFamily, str], ImageRule] = {
     (TaskFamily.I2V, "first_frame"): FIRST_FRAME_RULE,
@@ -80,20 +77,15 @@ class TaskService:
     """Create, query, list and cancel tasks for one tenant at a time."""
 
     def __init__(
-        self,
-        settings: Settings,
-        queue: TaskQueue,
-        store: ObjectStore,
-        registry: dict[str, ModelSpec],
-        fetcher: MediaFetcher,
-        uploads: UploadService,
+        self, wiring: Wiring, *, fetcher: MediaFetcher, uploads: UploadService, metrics: MetricsRecorder
     ) -> None:
-        self.settings = settings
-        self.queue = queue
-        self.store = store
-        self.registry = registry
+        self.settings = settings = wiring.settings
+        self.queue = wiring.queue
+        self.store = wiring.store
+        self.registry = wiring.registry
         self.fetcher = fetcher
         self.uploads = uploads
+        self.metrics = metrics
         # Bounds what decoding costs the whole process, however many images requests carry.
         self._decodes = asyncio.Semaphore(max(1, settings.max_concurrent_decodes))
 
@@ -241,44 +233,16 @@ class TaskService:
         if await self.get(task_id, tenant) is not None:
             record = await self.queue.cancel(task_id)
             if record is not None:
-                metrics.observe_canceled(record.model)  # workers never see canceled tasks
+                self.metrics.observe_canceled(record.model)  # workers never see canceled tasks
                 return record
         raise UnsupportedOperation(
             "Failed to cancel the task, please confirm if the task is in PENDING status."
         )
 
-    async def list_tasks(
-        self, tenant: Tenant, query: dict[str, str], workspace: str | None
-    ) -> tuple[list[TaskRecord], int, int, int]:
-        """One page of the tenant's tasks (API.md §3 list): records, total, page_no, page_size."""
-        page_no = _positive_int(query.get("page_no"), "page_no", 1, 1_000_000)
-        page_size = _positive_int(query.get("page_size"), "page_size", 10, 100)
-        end = (
-            schemas.parse_list_time(query["end_time"], "end_time") if query.get("end_time") else schemas.now()
-        )
-        if query.get("start_time"):
-            start = schemas.parse_list_time(query["start_time"], "start_time")
-        else:
-            start = end - LIST_WINDOW_S
-        if end < start:
-            raise InvalidParameter("end_time must not be earlier than start_time.")
-        if end - start > LIST_WINDOW_S:
-            raise InvalidParameter("The time span between start_time and end_time must not exceed 24 hours.")
-        status = query.get("status") or None
-        if status is not None and status not in TaskStatus.__members__:
-            raise InvalidParameter(
-                f"status must be one of {', '.join(TaskStatus.__members__)}, got {status!r}."
-            )
-        filters = TaskFilter(
-            start_time=start,
-            end_time=end,
-            status=TaskStatus(status) if status else None,
-            model=query.get("model_name") or None,
-            task_id=query.get("task_id") or None,
-            workspace=workspace,
-        )
-        records, total = await self.queue.list_tasks(tenant.id, filters, page_no, page_size)
-        return records, total, page_no, page_size
+    async def list_tasks(self, tenant: Tenant, query: schemas.ListQuery) -> schemas.TaskPage:
+        """One page of the tenant's tasks matching `query`, newest first (API.md §3 list)."""
+        records, total = await self.queue.list_tasks(tenant.id, query.filters, query.page_no, query.page_size)
+        return schemas.TaskPage(records, total, query.page_no, query.page_size)
 
 
 # API.md §4: a key's own quota is Throttling.RateQuota; the shared queue being full is Throttling.
@@ -293,15 +257,3 @@ def throttled(exc: QuotaExceeded) -> Throttling:
     """The 429 for a refused submit."""
     code = "Throttling" if exc.kind == "depth" else "Throttling.RateQuota"
     return Throttling(_THROTTLE_MESSAGES[exc.kind], code=code)
-
-
-def _positive_int(value: str | None, name: str, default: int, high: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidParameter(f"{name} must be an integer, got {value!r}.") from None
-    if not 1 <= number <= high:
-        raise InvalidParameter(f"{name} must be between 1 and {high}, got {number}.")
-    return number

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from model.registry import TaskFamily
 from server.api import schemas
-from server.api.service import IMAGE_RULES
+from server.api.tasks.service import IMAGE_RULES
 from server.media import EDIT_VIDEO_RULE, ImageRule, VideoRule
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.server.api.conftest import ALICE, BOB, facade, headers
+from tests.support.bigimages import bomb_png
+from tests.support.facade import ALICE, BOB, assert_error, facade, headers
 from tests.videos import data_uri, make_image
 
 CREATE = "/api/v1/services/aigc/video-generation/video-synthesis"
@@ -27,19 +28,6 @@ def i2v(url: str, **params: Any) -> dict[str, Any]:
         "input": {"media": [{"type": "first_frame", "url": url}]},
         "parameters": params,
     }
-
-
-def assert_error(
-    response: httpx.Response, status: int, code: str, message: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"request_id", "code", "message"}, body
-    assert body["code"] == code, body
-    assert body["request_id"]
-    if message is not None:
-        assert message in body["message"], body
-    return body
 
 
 async def test_create_returns_pending_task(client: httpx.AsyncClient) -> None:
@@ -162,7 +150,7 @@ async def test_prompt_is_cut_before_it_is_stored(app_factory: Callable[..., Fast
         body = {"model": "happyhorse-1.0-t2v", "input": {"prompt": "ab" * 1_000_000}}
         created = await client.post(CREATE, json=body, headers=headers())
         assert created.status_code == 200
-        record = await app.state.services.queue.get(created.json()["output"]["task_id"])
+        record = await app.state.tasks.queue.get(created.json()["output"]["task_id"])
     assert len(record.spec.prompt) == 5000 and record.orig_prompt == record.spec.prompt
 
 
@@ -336,7 +324,6 @@ async def test_health(client: httpx.AsyncClient) -> None:
 
 
 async def test_decompression_bomb_is_refused_at_the_facade(client: httpx.AsyncClient) -> None:
-    from tests.server.test_media import bomb_png
 
     response = await client.post(CREATE, json=i2v(data_uri(bomb_png())), headers=headers())
     assert_error(response, 400, "InvalidParameter", "50000x50000")
@@ -349,7 +336,7 @@ async def test_model_without_a_live_worker_is_503_when_required(app_factory: Cal
     async with facade(app) as c:
         response = await c.post(CREATE, json=t2v(), headers=headers())
         assert_error(response, 503, "ModelUnavailable", "happyhorse-1.0-t2v")
-        await app.state.services.queue.announce("worker-1", ["happyhorse-1.0-t2v"], ttl_s=30)
+        await app.state.tasks.queue.announce("worker-1", ["happyhorse-1.0-t2v"], ttl_s=30)
         assert (await c.post(CREATE, json=t2v(), headers=headers())).status_code == 200
         # Other models stay unavailable: the worker announced only t2v.
         other = {"model": "happyhorse-1.0-r2v", "input": {"prompt": "x", "media": []}}

@@ -2,7 +2,7 @@
 
 A horse in a meadow at dawn, 768x512 (3:2): it passes every first-frame rule (>= 300 px, aspect
 inside 1:2.5-2.5:1, a few tens of kB), so the README's tour and the playground's "Try a sample"
-button work on a machine without internet. `python -m server.web.sample` redraws the file; a test
+button work on a machine without internet. `python -m server.api.web.sample` redraws the file; a test
 checks that the shipped file is this drawing.
 """
 

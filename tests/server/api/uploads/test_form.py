@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.server.api.conftest import ALICE
+from tests.support.facade import ALICE
 from tests.support.uvicorn_server import serving
 
 BOUNDARY = "paddockform"

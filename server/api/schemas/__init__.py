@@ -1,0 +1,70 @@
+"""The DashScope wire format (API.md §2–§4), in one place: the create body (`create`), the list
+query (`listing`) and every response body (`bodies`)."""
+
+from __future__ import annotations
+
+from server.api.schemas.bodies import (
+    create_body,
+    epoch_ms,
+    error_body,
+    format_time,
+    list_body,
+    list_item,
+    now,
+    task_body,
+    unknown_task_body,
+    usage_body,
+)
+from server.api.schemas.create import (
+    BEIJING,
+    FIXED_SIZES,
+    MAX_PROMPT_UNITS,
+    MAX_SEED,
+    MEDIA_TYPES,
+    PROMPT_REQUIRED,
+    RATIOS,
+    RESOLUTIONS,
+    TIER_PIXELS,
+    CreateRequest,
+    MediaItem,
+    MediaKind,
+    model_name,
+    output_size,
+    parse_create,
+    truncate_prompt,
+)
+from server.api.schemas.listing import LIST_WINDOW_S, ListQuery, TaskPage, parse_list_query, parse_list_time
+
+__all__ = [
+    "BEIJING",
+    "FIXED_SIZES",
+    "LIST_WINDOW_S",
+    "MAX_PROMPT_UNITS",
+    "MAX_SEED",
+    "MEDIA_TYPES",
+    "PROMPT_REQUIRED",
+    "RATIOS",
+    "RESOLUTIONS",
+    "TIER_PIXELS",
+    "CreateRequest",
+    "ListQuery",
+    "MediaItem",
+    "MediaKind",
+    "TaskPage",
+    "create_body",
+    "epoch_ms",
+    "error_body",
+    "format_time",
+    "list_body",
+    "list_item",
+    "model_name",
+    "now",
+    "output_size",
+    "parse_create",
+    "parse_list_query",
+    "parse_list_time",
+    "task_body",
+    "truncate_prompt",
+    "unknown_task_body",
+    "usage_body",
+]

@@ -1,0 +1,1 @@
+"""The task endpoints (API.md §1): thin routes over `TaskService`."""

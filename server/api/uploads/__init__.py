@@ -1,0 +1,1 @@
+"""Temporary uploads (API.md §5): the policy and upload service, its routes, the streaming form reader."""
