@@ -132,12 +132,13 @@ def throughput(rows: Sequence[JobRow]) -> float:
     ends = sorted(r.end_time for r in rows if r.succeeded and r.end_time is not None)
     if len(ends) < 2:
         return 0.0
-    first, last = round(0.1 * (len(ends) - 1)), round(0.9 * (len(ends) - 1))
-    if last <= first or ends[last] <= ends[first]:
-        first, last = 0, len(ends) - 1
-    if ends[last] <= ends[first]:
+    start, stop = ends[round(0.1 * (len(ends) - 1))], ends[round(0.9 * (len(ends) - 1))]
+    if stop <= start:
+        start, stop = ends[0], ends[-1]
+    if stop <= start:
         return 0.0
-    return (last - first) / (ends[last] - ends[first])
+    # Completions in (start, stop]: jobs that finish together (workers in step) count whole.
+    return (bisect.bisect_right(ends, stop) - bisect.bisect_right(ends, start)) / (stop - start)
 
 
 def backlog_growth(rows: Sequence[JobRow]) -> tuple[float, float]:

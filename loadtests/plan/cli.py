@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--rate", type=float, required=True, help="arrival rate, jobs per second")
     predict.add_argument("--workers", type=int, required=True)
     predict.add_argument("--slots", type=int, help="jobs per worker (default: the calibrated stack's)")
+    predict.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="jobs offered first and left out: steady state (recommend: --jobs)",
+    )
     predict.add_argument("--json", action="store_true", help="print the prediction as JSON")
     recommend = sub.add_parser("recommend", help="the cheapest fleet that meets an SLO")
     _fleet_arguments(recommend)
@@ -154,9 +160,8 @@ def _predict(args: argparse.Namespace, profile: Profile) -> int:
     calibration = Calibration.load_all(args.calibration)
     variant = calibration.variant(args.variant)
     fleet = Fleet(variant, args.workers, args.slots or variant.max_slots, args.tenants)
-    result = clean(
-        predict(fleet, profile, args.rate, jobs=args.jobs, replications=args.replications, seed=args.seed)
-    )
+    runs = {"jobs": args.jobs, "replications": args.replications, "seed": args.seed, "warmup": args.warmup}
+    result = clean(predict(fleet, profile, args.rate, **runs))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -113,3 +113,12 @@ def test_summary_object(tmp_path: Path) -> None:
         "e2e_s": summary["by_class"]["b"]["e2e_s"],
         "service_s": summary["by_class"]["b"]["service_s"],
     }
+
+
+def test_throughput_counts_jobs_that_finish_together_whole() -> None:
+    # Four workers in step: four completions every 10 s. The rate is 0.4/s, not 0.4 x (n-1)/n.
+    rows = [
+        JobRow(i, "a", status="SUCCEEDED", submit_time=0.0, scheduled_time=0.0, end_time=10.0 * (1 + i // 4))
+        for i in range(40)
+    ]
+    assert throughput(rows) == pytest.approx(0.4)
