@@ -14,7 +14,9 @@ from server.jobs.base import (
     TaskFilter,
     TaskQueue,
 )
+from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch
 from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, MemoryTaskQueue
+from server.jobs.outbox import DeadDelivery, Delivery, WebhookOutbox
 from server.jobs.redis import DEFAULT_PREFIX, RedisTaskQueue
 
 if TYPE_CHECKING:
@@ -22,7 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Claim",
+    "DeadDelivery",
+    "Delivery",
     "DuplicateTask",
+    "IdempotencyKey",
+    "IdempotencyMismatch",
     "Limits",
     "MemoryTaskQueue",
     "QueueObserver",
@@ -30,6 +36,7 @@ __all__ = [
     "RedisTaskQueue",
     "TaskFilter",
     "TaskQueue",
+    "WebhookOutbox",
     "make_task_queue",
     "queue_from_settings",
 ]

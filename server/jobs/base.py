@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from server.jobs.idempotency import IdempotencyKey
 from server.jobs.job import TaskRecord, TaskStatus
+from server.jobs.outbox import WebhookOutbox
 
 
 @dataclass(frozen=True)
@@ -98,19 +100,37 @@ class QuotaExceeded(Exception):
 class TaskQueue(Protocol):
     """Records and jobs behind one interface."""
 
-    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
-        """Store `record` (PENDING) and enqueue its job, atomically: both or neither.
+    @property
+    def webhooks(self) -> WebhookOutbox:
+        """Webhook deliveries, queued by the same step that makes a task with a `webhook_url` final."""
 
-        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it. The
-        tenant's running cap in `limits` applies to its claims from now on."""
+    async def submit(
+        self, record: TaskRecord, *, limits: Limits | None = None, idempotency: IdempotencyKey | None = None
+    ) -> str:
+        """Store `record` (PENDING) and enqueue its job, atomically: both or neither. Returns the id
+        of the task this submit stands for: `record.task_id`, or, when `idempotency` names a key
+        already bound to the same request, that task's id (and nothing is stored).
+
+        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it,
+        `IdempotencyMismatch` if the key is bound to a different request. The tenant's running cap
+        in `limits` applies to its claims from now on."""
+
+    async def idempotent_task(self, tenant: str, key: IdempotencyKey) -> tuple[str, str] | None:
+        """The (task id, fingerprint) `key` is bound to for `tenant`, or None (a cheap look before
+        the work of a create; `submit` decides atomically)."""
+
+    async def delete(self, task_id: str) -> bool:
+        """Remove a final record with its list entries, idempotency key and waiting webhook
+        delivery. False (and nothing changes) when the task is unknown or not final."""
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when it never existed or has expired (TTL)."""
 
     async def list_tasks(
-        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
+        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int, *, oldest_first: bool = False
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s records matching `filters`, newest first, and the total count.
+        """One page of `tenant`'s records matching `filters`, newest first (`oldest_first`: oldest
+        first), and the total count. Records submitted at the same time are ordered by task id.
 
         Costs a page, not the tenant's whole history: both backends read an index."""
 

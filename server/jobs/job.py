@@ -114,6 +114,10 @@ class TaskRecord:
     message: str | None = None
     progress_step: int | None = None
     progress_total: int | None = None
+    # Where the final state is announced (the create's `webhook_url`, else the key's), if anywhere.
+    webhook_url: str | None = None
+    # The task whose video this one edits (an OpenAI-surface remix).
+    remixed_from: str | None = None
 
     def to_json(self) -> str:
         body = asdict(self)

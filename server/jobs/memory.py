@@ -31,8 +31,10 @@ from server.jobs.base import (
     QuotaExceeded,
     TaskFilter,
 )
+from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch, IdempotencyTable
 from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus, check_transition
+from server.jobs.outbox import Delivery, MemoryOutbox
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ class MemoryTaskQueue:
         self._presence: dict[str, tuple[float, frozenset[str]]] = {}
         self._ids = itertools.count(1)
         self._wakeup: asyncio.Condition | None = None
+        self._idempotency = IdempotencyTable()
+        self.webhooks = MemoryOutbox()
 
     # -- helpers ----------------------------------------------------------------------------
     def _cond(self) -> asyncio.Condition:
@@ -146,6 +150,12 @@ class MemoryTaskQueue:
         cond = self._cond()
         async with cond:
             cond.notify_all()
+
+    def _finalized(self, record: TaskRecord) -> None:
+        """Queue the webhook of a record that just became final, in the same step (no await)."""
+        if record.webhook_url:
+            delivery = Delivery(record.task_id, record.tenant, record.webhook_url, record.status.value)
+            self.webhooks.add(delivery)
 
     def _fenced(self, claim: Claim) -> TaskRecord | None:
         """The record if `claim` is still the current attempt of a RUNNING task, else None."""
@@ -241,6 +251,7 @@ class MemoryTaskQueue:
         self._held.pop(entry, None)
         self._running.get(record.tenant, set()).discard(record.task_id)
         self._dead.appendleft(record.task_id)
+        self._finalized(record)
         log.warning("poison job failed", extra={"task_id": record.task_id})
 
     def _claim_once(self, consumer: str, *, first_pass: bool) -> Claim | None:
@@ -252,10 +263,18 @@ class MemoryTaskQueue:
         return self._take(consumer)
 
     # -- TaskQueue --------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
-        """Store `record` and queue its id on its tenant's FIFO. Raises `DuplicateTask` if the id
-        is live, `QuotaExceeded` if `limits` refuse it."""
+    async def submit(
+        self, record: TaskRecord, *, limits: Limits | None = None, idempotency: IdempotencyKey | None = None
+    ) -> str:
+        """Store `record` and queue its id on its tenant's FIFO; returns the id of the task the
+        submit stands for (another one when `idempotency` replays). Raises `DuplicateTask` if the
+        id is live, `QuotaExceeded` if `limits` refuse it, `IdempotencyMismatch` if the key is
+        bound to a different request."""
         limits = limits or Limits()
+        if idempotency is not None and (bound := self._bound(record.tenant, idempotency)):
+            if bound[1] != idempotency.fingerprint:
+                raise IdempotencyMismatch(bound[0])
+            return bound[0]
         if self._live(record.task_id) is not None:
             raise DuplicateTask(record.task_id)
         self._admit(record, limits)
@@ -271,7 +290,29 @@ class MemoryTaskQueue:
         self._pending.setdefault(tenant, deque()).append(record.task_id)
         # Joins just before the most recently served tenant (see redis_scripts.SUBMIT).
         self._rotation.setdefault(tenant, self._seq - 0.5)
+        if idempotency is not None:
+            expires_at = record.submit_time + self._ttl_s
+            self._idempotency.bind(tenant, idempotency, record.task_id, expires_at=expires_at)
         await self._notify()
+        return record.task_id
+
+    async def idempotent_task(self, tenant: str, key: IdempotencyKey) -> tuple[str, str] | None:
+        """The (task id, fingerprint) `key` is bound to for `tenant`, or None."""
+        return self._bound(tenant, key)
+
+    def _bound(self, tenant: str, key: IdempotencyKey) -> tuple[str, str] | None:
+        bound = self._idempotency.bound(tenant, key)
+        return bound if bound is not None and self._live(bound[0]) is not None else None
+
+    async def delete(self, task_id: str) -> bool:
+        """Remove a final record, its idempotency key and any delivery still waiting."""
+        record = self._live(task_id)
+        if record is None or not record.status.is_final:
+            return False
+        self._drop(task_id)
+        self._idempotency.release(task_id)
+        self.webhooks.discard(task_id)
+        return True
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """A copy of the record, or None when unknown or expired."""
@@ -279,10 +320,11 @@ class MemoryTaskQueue:
         return copy.deepcopy(record) if record is not None else None
 
     async def list_tasks(
-        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
+        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int, *, oldest_first: bool = False
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s matching records, newest first, and the total count, from the
-        tenant's time index: a page without filters costs the page; filters scan the window."""
+        """One page of `tenant`'s matching records, newest first (or oldest first), and the total
+        count, from the tenant's time index: a page without filters costs the page; filters scan
+        the window."""
         now = time.time()
         self._purge_expired(now)
         index = self._by_tenant.get(tenant, [])
@@ -294,14 +336,19 @@ class MemoryTaskQueue:
         end = bisect.bisect_right(index, (filters.end_time, _LAST))
         offset = (page_no - 1) * page_size
         unfiltered = filters == TaskFilter(filters.start_time, filters.end_time)
-        if unfiltered:
+        if unfiltered and oldest_first:
+            chosen = index[min(end, first + offset) : min(end, first + offset + page_size)]
+            page = [self._records[task_id] for _, task_id in chosen]
+            total = max(0, end - first)
+        elif unfiltered:
             chosen = index[max(first, end - offset - page_size) : max(first, end - offset)]
             page = [self._records[task_id] for _, task_id in reversed(chosen)]
             total = max(0, end - first)
         else:
+            window = index[first:end] if oldest_first else reversed(index[first:end])
             found = [
                 record
-                for _, task_id in reversed(index[first:end])
+                for _, task_id in window
                 if (record := self._records.get(task_id)) is not None and matches(record, filters)
             ]
             page, total = page_of(found, page_no, page_size), len(found)
@@ -324,6 +371,7 @@ class MemoryTaskQueue:
         record.end_time = time.time()
         with contextlib.suppress(ValueError):
             self._pending.get(record.tenant, deque()).remove(task_id)
+        self._finalized(record)
         return copy.deepcopy(record)
 
     async def claim(self, consumer: str, timeout_s: float) -> Claim | None:
@@ -379,6 +427,7 @@ class MemoryTaskQueue:
         _move(record, status)
         record.end_time = time.time()
         self._ack(claim)
+        self._finalized(record)
         await self._notify()  # a running slot is free: a capped tenant may go on
         return True
 

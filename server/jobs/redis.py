@@ -22,6 +22,11 @@ Layout (every key under `prefix`, default `paddock:`; scripts in `redis_scripts.
     {p}dead               stream poison jobs' ids; MAXLEN ~ DEAD_MAXLEN.
     {p}failures           stream `code`, `model` of every task that became FAILED (the operators'
                                  view); MAXLEN ~ FAILURES_MAXLEN.
+    {p}idem:{tenant}:{sha256 of the key}
+                          hash   task, fp: an Idempotency-Key bound to its task (idempotency.py);
+                                 the task's hash names it in `idem`, so deleting the task frees it.
+    {p}webhooks, {p}webhook:{id}, {p}webhooks:dead
+                                 the webhook outbox (redis_outbox.py), filled by `set_status`.
 
 Fairness: the claim script walks the rotation in order (least recently served first), skips a
 tenant at its running cap, pops the first tenant's oldest id, XADDs it and XREADGROUPs it to the
@@ -66,9 +71,11 @@ from server.jobs.base import (
     QuotaExceeded,
     TaskFilter,
 )
+from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch
 from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus
 from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, matches, page_of
+from server.jobs.redis_outbox import DUE_KEY, RedisOutbox
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +98,7 @@ WAKE_KEY = "{p}wake"
 DEAD_KEY = "{p}dead"
 PRESENCE_KEY = "{p}presence"  # hash: worker -> {"until": epoch s, "models": [...]}
 FAILURES_KEY = "{p}failures"
+IDEMPOTENCY_KEY = "{p}idem:{tenant}:{digest}"
 FAILURES_MAXLEN = 10_000
 STREAM_FIELD = "task_id"
 DEAD_MAXLEN = 10_000
@@ -192,8 +200,9 @@ class RedisTaskQueue:
         self._group_ready = False
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
-            for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH", "LIST")
+            for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH", "LIST", "DELETE")
         }
+        self.webhooks = RedisOutbox(client, prefix)
 
     @classmethod
     def from_url(cls, url: str, *, retries: int = RETRIES, **kwargs: Any) -> RedisTaskQueue:
@@ -231,10 +240,14 @@ class RedisTaskQueue:
         self._group_ready = True
 
     # -- facade side -------------------------------------------------------------------------
-    async def submit(self, record: TaskRecord, *, limits: Limits | None = None) -> None:
-        """Store `record`, queue its id on its tenant's list and join the rotation, in one script.
+    async def submit(
+        self, record: TaskRecord, *, limits: Limits | None = None, idempotency: IdempotencyKey | None = None
+    ) -> str:
+        """Store `record`, queue its id on its tenant's list and join the rotation, in one script
+        that also checks and binds `idempotency`. Returns the id of the task the submit stands for.
 
-        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it."""
+        Raises `DuplicateTask` if the id exists, `QuotaExceeded` if `limits` refuse it,
+        `IdempotencyMismatch` if the key is bound to a different request."""
         limits = limits or Limits()
         now = time.time()
         tenant = record.tenant
@@ -251,6 +264,11 @@ class RedisTaskQueue:
         if record.workspace is not None:
             keys.append(self._key(WORKSPACE_INDEX, tenant=tenant, workspace=record.workspace))
         mutable = {name: getattr(record, name) for name in _MUTABLE}
+        idem: list[str | int] = ["", "", 0]
+        if idempotency is not None:
+            name = self._key(IDEMPOTENCY_KEY, tenant=tenant, digest=idempotency.digest)
+            idem = [name, idempotency.fingerprint, idempotency.ttl_s * 1000]
+        webhook = ["webhook", record.webhook_url] if record.webhook_url else []
         args = [
             record.task_id,
             int((record.submit_time + self._ttl_s) * 1000),
@@ -261,15 +279,36 @@ class RedisTaskQueue:
             *(_opt(v) for v in (limits.submit_per_s, limits.running, limits.pending, limits.queue_depth)),
             self._ttl_s * 1000,
             _frozen_json(record),
+            *idem,
             "tenant",
             tenant,
+            *webhook,
             *_fields(**mutable),
         ]
-        tag = (await self._run("SUBMIT", keys, args))[0]
+        reply = await self._run("SUBMIT", keys, args)
+        tag = reply[0]
+        if tag == "existing":
+            return str(reply[1])
+        if tag == "conflict":
+            raise IdempotencyMismatch(str(reply[1]))
         if tag == "duplicate":
             raise DuplicateTask(record.task_id)
         if tag != "ok":
             raise QuotaExceeded(tag)
+        return record.task_id
+
+    async def idempotent_task(self, tenant: str, key: IdempotencyKey) -> tuple[str, str] | None:
+        """The (task id, fingerprint) `key` is bound to for `tenant`, or None."""
+        name = self._key(IDEMPOTENCY_KEY, tenant=tenant, digest=key.digest)
+        task_id, fingerprint = cast("list[str | None]", await self._redis.hmget(name, ["task", "fp"]))
+        if task_id is None or not await self._redis.exists(self._key(TASK_KEY, task_id=task_id)):
+            return None
+        return task_id, str(fingerprint)
+
+    async def delete(self, task_id: str) -> bool:
+        """Remove a final record with its index entries, idempotency key and waiting delivery."""
+        keys = [self._key(TASK_KEY, task_id=task_id), self._key(DUE_KEY)]
+        return bool((await self._run("DELETE", keys, [task_id]))[0] == "ok")
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or expired."""
@@ -277,10 +316,10 @@ class RedisTaskQueue:
         return _to_record(cast(dict[str, str], row))  # decode_responses=True: str keys and values
 
     async def list_tasks(
-        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int
+        self, tenant: str, filters: TaskFilter, page_no: int, page_size: int, *, oldest_first: bool = False
     ) -> tuple[list[TaskRecord], int]:
-        """One page of `tenant`'s matching records, newest first, and the total count: read from
-        the indexes, then only the page's records are fetched."""
+        """One page of `tenant`'s matching records, newest first (or oldest first), and the total
+        count: read from the indexes, then only the page's records are fetched."""
         if filters.task_id is not None:
             record = await self.get(filters.task_id)
             mine = record is not None and record.tenant == tenant and matches(record, filters)
@@ -297,7 +336,7 @@ class RedisTaskQueue:
         low = max(filters.start_time, time.time() - self._ttl_s)
         offset = (page_no - 1) * page_size
         floor = f"({low!r}" if low > filters.start_time else repr(low)
-        args = [floor, repr(filters.end_time), offset, page_size]
+        args = [floor, repr(filters.end_time), offset, page_size, "asc" if oldest_first else "desc"]
         total, ids = await self._run("LIST", [*keys, self._key(LIST_SCRATCH, tenant=tenant)], args)
         if not ids:
             return [], int(total)

@@ -11,11 +11,28 @@ from __future__ import annotations
 # Shared helpers, prepended to the scripts that start or end attempts.
 _HELPERS = """
 local P = ARGV[1]
+local FINAL = {SUCCEEDED = true, FAILED = true, CANCELED = true}
+local function notify(h, status)
+  -- The task's webhook delivery (redis_outbox.py), queued in the step that makes it final: a
+  -- crash between the commit and the notification cannot lose it. Due now, by Redis's clock.
+  local url = redis.call('HGET', h, 'webhook')
+  if not url then return end
+  local id = redis.call('HGET', h, 'id')
+  local d = P .. 'webhook:' .. id
+  redis.call('HSET', d, 'task_id', id, 'tenant', redis.call('HGET', h, 'tenant') or '', 'url', url,
+    'status', status, 'attempt', 0)
+  local left = redis.call('PTTL', h)
+  if left > 0 then redis.call('PEXPIRE', d, left) end
+  local t = redis.call('TIME')
+  redis.call('ZADD', P .. 'webhooks', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), id)
+end
 local function set_status(h, new)
-  -- Every status change goes through here, so the per-status list index never drifts.
+  -- Every status change goes through here, so the per-status list index never drifts, and every
+  -- final one queues the task's webhook.
   local old = redis.call('HGET', h, 'status')
   redis.call('HSET', h, 'status', new)
   if old == new then return end
+  if FINAL[new] then notify(h, new) end
   local id, t = redis.call('HGET', h, 'id'), redis.call('HGET', h, 'tenant')
   local score = redis.call('HGET', h, 'submit')
   if not (id and t and score) then return end  -- a record written before the index existed
@@ -60,12 +77,22 @@ end
 # KEYS: hash, tenant index zset, pending list, rotation zset, rate bucket, quota hash, seq, then
 # the model index and (when the task has one) the workspace index.
 # ARGV: prefix, task_id, expire_at_ms, score, trim_before, now_ms, tenant, rate, running cap,
-# pending cap, depth cap, ttl_ms, json, field/value pairs...
-# Admission order: duplicate, global depth, tenant pending, then the rate bucket, so that a
-# refused submit never spends a token.
+# pending cap, depth cap, ttl_ms, json, idempotency key ('' for none), its fingerprint, its ttl_ms,
+# field/value pairs...
+# Admission order: idempotency key, duplicate, global depth, tenant pending, then the rate bucket,
+# so that a refused submit never spends a token. The key is checked and bound in this one script:
+# of concurrent submits with one key, exactly one stores a task.
 SUBMIT = (
     _HELPERS
     + """
+local idem, fp = ARGV[14], ARGV[15]
+if idem ~= '' then
+  local held = redis.call('HMGET', idem, 'task', 'fp')
+  if held[1] and redis.call('EXISTS', P .. 'task:' .. held[1]) == 1 then
+    if held[2] == fp then return {'existing', held[1]} end
+    return {'conflict', held[1]}
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   -- The same record again is a retried call whose reply was lost (redis-py Retry): succeed.
   if redis.call('HGET', KEYS[1], 'json') == ARGV[13] then return {'ok'} end
@@ -91,8 +118,15 @@ if rate then
   redis.call('HSET', KEYS[5], 'tokens', tostring(tokens - 1), 'ts', ARGV[6])
   redis.call('PEXPIRE', KEYS[5], math.ceil(cap / rate * 1000) + 1000)
 end
-redis.call('HSET', KEYS[1], 'json', ARGV[13], 'id', ARGV[2], 'submit', ARGV[4], unpack(ARGV, 14))
+redis.call('HSET', KEYS[1], 'json', ARGV[13], 'id', ARGV[2], 'submit', ARGV[4], unpack(ARGV, 17))
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+if idem ~= '' then
+  -- Bound until its TTL or the task's expiry, whichever comes first; `idem` lets DELETE free it.
+  redis.call('HSET', idem, 'task', ARGV[2], 'fp', fp)
+  local until_task = tonumber(ARGV[3]) - tonumber(ARGV[6])
+  redis.call('PEXPIRE', idem, math.max(math.min(tonumber(ARGV[16]), until_task), 1))
+  redis.call('HSET', KEYS[1], 'idem', idem)
+end
 -- The list indexes: every task by submit time, and by model, workspace and status. Entries of
 -- expired records are trimmed here; readers skip any left since (their score is too old).
 local left = math.max(tonumber(ARGV[3]) - tonumber(ARGV[6]), 1)
@@ -284,9 +318,10 @@ return total
 """
 
 # KEYS: the index zsets to intersect (the tenant's, then status/model/workspace ones), then a
-# scratch key. ARGV: prefix, min score (exclusive form allowed), max score, offset, count.
-# One page of ids, newest first, and the total: ZREVRANGEBYSCORE ... LIMIT on the single index
-# or on their intersection, so a page costs a page whatever the tenant has stored.
+# scratch key. ARGV: prefix, min score (exclusive form allowed), max score, offset, count, order
+# (`desc`: newest first, `asc`: oldest first). One page of ids and the total: Z(REV)RANGEBYSCORE
+# ... LIMIT on the single index or on their intersection, so a page costs a page whatever the
+# tenant has stored.
 LIST = """
 local n = #KEYS - 1
 local src = KEYS[1]
@@ -300,7 +335,31 @@ if n > 1 then
   src = KEYS[n + 1]
 end
 local total = redis.call('ZCOUNT', src, ARGV[2], ARGV[3])
-local ids = redis.call('ZREVRANGEBYSCORE', src, ARGV[3], ARGV[2], 'LIMIT', ARGV[4], ARGV[5])
+local ids
+if ARGV[6] == 'asc' then ids = redis.call('ZRANGEBYSCORE', src, ARGV[2], ARGV[3], 'LIMIT', ARGV[4], ARGV[5])
+else ids = redis.call('ZREVRANGEBYSCORE', src, ARGV[3], ARGV[2], 'LIMIT', ARGV[4], ARGV[5]) end
 if n > 1 then redis.call('DEL', src) end
 return {total, ids}
+"""
+
+# KEYS: hash, webhook due zset. ARGV: prefix, task_id. Removes a final record, its list index
+# entries, its idempotency key and any delivery still waiting; an active task is left alone.
+DELETE = """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return {'none'} end
+if st ~= 'SUCCEEDED' and st ~= 'FAILED' and st ~= 'CANCELED' then return {'active'} end
+local id, t = ARGV[2], redis.call('HGET', KEYS[1], 'tenant') or ''
+local frozen = cjson.decode(redis.call('HGET', KEYS[1], 'json'))
+local base = ARGV[1] .. 'tenant:' .. t
+redis.call('ZREM', base, id)
+redis.call('ZREM', base .. ':status:' .. st, id)
+redis.call('ZREM', base .. ':model:' .. frozen['model'], id)
+local ws = frozen['workspace']
+if type(ws) == 'string' then redis.call('ZREM', base .. ':ws:' .. ws, id) end
+local idem = redis.call('HGET', KEYS[1], 'idem')
+if idem and redis.call('HGET', idem, 'task') == id then redis.call('DEL', idem) end
+redis.call('DEL', ARGV[1] .. 'webhook:' .. id)
+redis.call('ZREM', KEYS[2], id)
+redis.call('DEL', KEYS[1])
+return {'ok'}
 """
