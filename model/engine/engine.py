@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # (backend name, batch size, seconds) after every batched forward.
 StepObserver = Callable[[str, int, float], None]
 
-__all__ = ["Engine", "EngineShutdown", "StepObserver"]
+__all__ = ["Engine", "StepObserver"]
 
 
 @dataclass

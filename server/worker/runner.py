@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from model.engine.engine import EngineShutdown
 from model.registry import ModelSpec, TaskFamily
-from model.request import GenerationRequest, GenerationResult
+from model.request import EngineShutdown, GenerationRequest, GenerationResult
 from server.jobs.base import Claim, TaskQueue
 from server.jobs.job import JobSpec, TaskStatus
 from server.logging import task_id_var

@@ -63,10 +63,6 @@ class FakeGenerator:
         )
 
 
-class EngineShutdown(Exception):
-    """Stands in for `model.engine.engine.EngineShutdown` (never raised here)."""
-
-
 def _stub(name: str, **attrs: Any) -> None:
     module = types.ModuleType(name)
     module.__dict__.update(attrs)
@@ -74,10 +70,9 @@ def _stub(name: str, **attrs: Any) -> None:
 
 
 def main() -> int:
-    # The model side is replaced before anything imports it: importing torch, diffusers and
-    # transformers costs ~10 CPU seconds per process, which would dominate restart times here.
-    _stub("model.engine", __path__=[])
-    _stub("model.engine.engine", EngineShutdown=EngineShutdown)
+    # The generator is replaced before the worker factory imports it: importing torch, diffusers
+    # and transformers costs ~10 CPU seconds per process, which would dominate restart times here.
+    # The runner itself needs only model.request, which is torch-free.
     _stub("model.generator", VideoGenerator=FakeGenerator)
     from server.cli import main as paddock
 
