@@ -138,7 +138,7 @@ def test_plan_calibrate_predict_recommend(server: LiveServer, tmp_path: Path) ->
     profile = write(tmp_path / "profile.yaml", ONE_CLASS)
     calibration = tmp_path / "calibration.json"
     target = ("--base-url", server.base_url, "--api-key", server.keys[1], "--profile", str(profile))
-    short = ("--slots", "2", "--repeats", "1", "--burst-jobs", "2")
+    short = ("--slots", "2", "--repeats", "1", "--burst-jobs", "2", "--bursts", "1")
     done = paddock("plan", "calibrate", *target, *short, "--out", str(calibration))
     assert done.returncode == 0, done.stderr
     measured = json.loads(calibration.read_text())["variants"][0]
