@@ -12,6 +12,12 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# `PADDOCK_OPENAI_MODELS`' default: OpenAI's model names on the HappyHorse built-ins.
+OPENAI_MODEL_ALIASES: dict[str, str | dict[str, str]] = {
+    "sora-2": {"t2v": "happyhorse-1.0-t2v", "i2v": "happyhorse-1.0-i2v"},
+    "sora-2-pro": {"t2v": "happyhorse-1.1-t2v", "i2v": "happyhorse-1.1-i2v"},
+}
+
 
 class Settings(BaseSettings):
     """Everything an operator can set. Defaults are the embedded one-process mode."""
@@ -77,6 +83,25 @@ class Settings(BaseSettings):
     # Answer 503 ModelUnavailable for a model no live worker serves, instead of queueing the task
     # (off by default: with autoscaling from zero, queued tasks are what brings workers up).
     require_live_worker: bool = False
+
+    # Idempotent submits: how long an `Idempotency-Key` stays bound to its task (never past the task).
+    idempotency_ttl_s: int = 86_400
+
+    # Webhooks (server/api/webhooks): delivery attempts, backoff between them, and where they may go.
+    # The media allow settings apply too; these add webhook-only exceptions.
+    webhook_max_attempts: int = 8
+    webhook_backoff_s: float = 2.0  # before the 2nd attempt; doubles each time, up to the cap
+    webhook_backoff_max_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    webhook_allow_private: bool = False
+    webhook_allow_hosts: str = ""  # comma-separated hostnames or CIDRs
+    webhook_poll_interval_s: float = 1.0  # how often an idle facade looks for due deliveries
+
+    # The OpenAI-style Videos surface (`/v1/videos`): model aliases to registry names, either one
+    # name or one per kind of create (`t2v` without an input_reference, `i2v` with an image).
+    openai_models: dict[str, str | dict[str, str]] = Field(default_factory=lambda: dict(OPENAI_MODEL_ALIASES))
+    openai_default_model: str = "sora-2"
+    openai_remix_model: str = "happyhorse-1.0-video-edit"  # remixes are video edits
 
     @property
     def base_url(self) -> str:

@@ -7,6 +7,7 @@ DashScopeError
 ├── InvalidApiKey           401 InvalidApiKey
 ├── AccessDenied            403 AccessDenied
 ├── NotFound                404 NotFound
+├── Conflict                409 Conflict.IdempotencyKey (a key reused for another request)
 ├── PayloadTooLarge         413 InvalidParameter (a request body over the route's limit)
 ├── Throttling              429 Throttling / Throttling.RateQuota
 ├── InternalError           500 InternalError
@@ -22,9 +23,12 @@ class DashScopeError(Exception):
     status: int = 500
     code: str = "InternalError"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param  # the request field at fault, where one is (the OpenAI body's `param`)
         if code is not None:
             self.code = code
         if status is not None:
@@ -61,6 +65,11 @@ class NotFound(DashScopeError):
     code = "NotFound"
 
 
+class Conflict(DashScopeError):
+    status = 409
+    code = "Conflict"
+
+
 class PayloadTooLarge(DashScopeError):
     status = 413
     code = "InvalidParameter"
@@ -95,3 +104,12 @@ def url_error() -> InvalidParameter:
 
 def download_failed(detail: str) -> InvalidParameter:
     return InvalidParameter(f"Failed to download the media: {detail}", code="InvalidParameter.DataInspection")
+
+
+def idempotency_key_reused(key: str, task_id: str) -> Conflict:
+    return Conflict(
+        f"Idempotency-Key {key!r} was already used for a different request (task {task_id}) within "
+        "its 24 h window; send a new key for a new request.",
+        code="Conflict.IdempotencyKey",
+        param="Idempotency-Key",
+    )

@@ -8,6 +8,9 @@ The setting is a comma-separated list of keys (each its own tenant) or a path to
         models: [happyhorse-1.0-i2v]     # optional: the models this key may use (default: all)
         quota: {submit_per_s: 5, running: 5, pending: 100}   # optional, each part too
         admin: true                      # optional: may see the operators' view of the playground
+        webhook_url: https://hooks.example.com/paddock   # optional: told when each task ends
+        webhook_secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # signs the deliveries (required
+                                                              # with a webhook, per key or per task)
 
 `quota`: a token bucket of submissions per second (burst max(1, rate)), the key's running jobs
 (more stay PENDING), and its waiting jobs; a refused submit answers 429 Throttling.RateQuota.
@@ -18,6 +21,8 @@ is an admin key: whoever started the server is its operator.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -36,6 +41,8 @@ class Tenant:
     models: frozenset[str] | None = None
     quota: dict[str, Any] = field(default_factory=dict)
     admin: bool = False
+    webhook_url: str | None = None  # where this key's tasks are announced when they end
+    webhook_secret: str | None = None  # `whsec_<base64>`: the Standard Webhooks signing key
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -48,6 +55,10 @@ class KeyRing:
         if not tenants_by_key:
             raise ValueError("at least one API key is required")
         self._by_digest = {_digest(k): t for k, t in tenants_by_key.items()}
+        self._secrets: dict[str, str] = {}
+        for tenant in tenants_by_key.values():
+            if tenant.webhook_secret is not None:
+                self._secrets.setdefault(tenant.id, tenant.webhook_secret)
 
     def lookup(self, key: str) -> Tenant | None:
         digest = _digest(key)
@@ -55,6 +66,10 @@ class KeyRing:
             if hmac.compare_digest(known, digest):
                 return tenant
         return None
+
+    def webhook_secret(self, tenant_id: str) -> str | None:
+        """The secret that signs `tenant_id`'s webhooks (its first key that has one)."""
+        return self._secrets.get(tenant_id)
 
     @classmethod
     def parse(cls, value: str) -> KeyRing:
@@ -78,6 +93,7 @@ class KeyRing:
                 models=frozenset(models) if models else None,
                 quota=_quota(entry.get("quota"), key_index=len(tenants)),
                 admin=_admin(entry.get("admin", False), key_index=len(tenants)),
+                **_webhook(entry, key_index=len(tenants)),
             )
         return cls(tenants)
 
@@ -127,6 +143,29 @@ def _admin(raw: Any, *, key_index: int) -> bool:
     if not isinstance(raw, bool):
         raise ValueError(f"keys[{key_index}].admin: expected true or false, got {raw!r}")
     return raw
+
+
+def _webhook(entry: dict[str, Any], *, key_index: int) -> dict[str, str | None]:
+    """A key's `webhook_url` and `webhook_secret`, checked at load time."""
+    url, secret = entry.get("webhook_url"), entry.get("webhook_secret")
+    where = f"keys[{key_index}]"
+    if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+        raise ValueError(f"{where}.webhook_url: expected an http(s) URL, got {url!r}")
+    if secret is not None and not is_webhook_secret(secret):
+        raise ValueError(f"{where}.webhook_secret: expected whsec_ followed by base64 (at least 16 bytes)")
+    if url is not None and secret is None:
+        raise ValueError(f"{where}: a webhook_url needs a webhook_secret to sign its deliveries")
+    return {"webhook_url": url, "webhook_secret": secret}
+
+
+def is_webhook_secret(value: Any) -> bool:
+    """True for a Standard Webhooks secret: `whsec_` and the base64 of at least 16 bytes."""
+    if not isinstance(value, str) or not value.startswith("whsec_"):
+        return False
+    try:
+        return len(base64.b64decode(value.removeprefix("whsec_"), validate=True)) >= 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def tenant_id_for(key: str) -> str:

@@ -35,6 +35,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"), "Bearer ***"),
     # An API key: `sk-` not glued to a word before it (so `task-id` is left alone).
     (re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9._-]{3,}"), "sk-***"),
+    # A webhook signing secret (Standard Webhooks' `whsec_` prefix).
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_***"),
     (re.compile(r"(?i)([?&;]|\b)(sig|signature|x-amz-signature)=[^&\s\"']+"), r"\1\2=***"),
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)[^\s,;\"'}]+"), r"\1***"),
 )

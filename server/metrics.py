@@ -44,6 +44,10 @@ STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 2
 # HTTP: most calls are milliseconds; create can fetch media for up to the 30 s fetch timeout.
 HTTP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+# A webhook POST: a receiver answers in milliseconds, or the attempt times out (10 s by default).
+WEBHOOK_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# What became of one webhook delivery attempt.
+WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "dead", "refused", "gone"})
 
 # The phases a job's time is split into (`GenerationResult.timings` keys without `_s`, + upload).
 PHASES = ("load", "decode", "generate", "resample", "watermark", "audio", "encode", "upload")
@@ -133,6 +137,20 @@ METRICS: tuple[MetricDef, ...] = (
         "HTTP request latency by route template.",
         ("method", "route"),
         HTTP_SECONDS_BUCKETS,
+    ),
+    # -- webhooks
+    MetricDef(
+        "paddock_webhook_deliveries_total",
+        "counter",
+        "Webhook delivery attempts by outcome: delivered, retry (failed, tried again later), dead "
+        "(failed for the last time), refused (the address guard), gone (the task was deleted).",
+        ("outcome",),
+    ),
+    MetricDef(
+        "paddock_webhook_delivery_duration_seconds",
+        "histogram",
+        "Wall time of one webhook POST, answered or not.",
+        buckets=WEBHOOK_SECONDS_BUCKETS,
     ),
 )
 
@@ -320,3 +338,12 @@ class MetricsRecorder:
         self.backend.observe(
             "paddock_http_request_duration_seconds", seconds, {"method": method, "route": route}
         )
+
+    # -- webhooks ---------------------------------------------------------------------------------
+    def observe_webhook(self, outcome: str, seconds: float | None = None) -> None:
+        """One webhook delivery attempt and, when a POST was made, how long it took."""
+        if outcome not in WEBHOOK_OUTCOMES:
+            raise ValueError(f"unknown webhook outcome {outcome!r}")
+        self.backend.inc("paddock_webhook_deliveries_total", 1, {"outcome": outcome})
+        if seconds is not None:
+            self.backend.observe("paddock_webhook_delivery_duration_seconds", seconds, _NO_LABELS)

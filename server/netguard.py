@@ -1,5 +1,6 @@
-"""The address guard for server-side fetches (DESIGN.md §3): which URLs and resolved IPs a fetch
-may reach. The rules are pure functions over `ipaddress` objects, testable without a network.
+"""The address guard for server-side requests (DESIGN.md §3): which URLs and resolved IPs a media
+fetch or a webhook delivery may reach, and the pinned HTTP client both use. The rules are pure
+functions over `ipaddress` objects, testable without a network.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -160,3 +161,39 @@ async def checked_ips(target: Target, guard: AddressGuard, resolver: Resolver, *
         if ip is None or not guard.ip_allowed(target.host, ip):
             raise InvalidURL(f"{field}: URL host {target.host} is not a public address")
     return ips
+
+
+def guarded_client(timeout_s: float) -> httpx.AsyncClient:
+    """The HTTP client for requests to checked addresses (`pinned_request`), redirects not followed.
+
+    No keep-alive: a pooled TLS connection to an IP must never serve another hostname's SNI. No
+    proxies from the environment: a proxy would resolve the name again, undoing the pin. CA bundles
+    from the environment (SSL_CERT_FILE/DIR) still apply, for operators' own CAs."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        verify=httpx.create_ssl_context(trust_env=True),
+        timeout=timeout_s,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
+def pinned_request(
+    client: httpx.AsyncClient,
+    method: str,
+    target: Target,
+    ip: str,
+    *,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+) -> httpx.Request:
+    """A request to the checked `ip` carrying the original Host (and SNI), so DNS is not asked twice."""
+    pinned = target.url.copy_with(host=ip.split("%", 1)[0], fragment=None)
+    extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
+    return client.build_request(
+        method,
+        pinned,
+        headers={"Host": target.url.netloc.decode("ascii"), **headers},
+        content=content,
+        extensions=extensions,
+    )

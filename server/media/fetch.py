@@ -15,7 +15,16 @@ import httpx
 
 from server.errors import InvalidParameter, InvalidURL, download_failed
 from server.media.common import too_large
-from server.netguard import AddressGuard, Resolver, Target, checked_ips, parse_target, system_resolver
+from server.netguard import (
+    AddressGuard,
+    Resolver,
+    Target,
+    checked_ips,
+    guarded_client,
+    parse_target,
+    pinned_request,
+    system_resolver,
+)
 
 if TYPE_CHECKING:
     from server.config import Settings
@@ -51,16 +60,7 @@ class MediaFetcher:
         self._policy = policy
         self._guard = AddressGuard(allow_private=policy.allow_private, allow_hosts=policy.allow_hosts)
         self._resolver = resolver or system_resolver
-        # No keep-alive: a pooled TLS connection to an IP must never serve another hostname's SNI.
-        # No proxies from the environment: a proxy would resolve the name again, undoing the pin.
-        # CA bundles from the environment (SSL_CERT_FILE/DIR) still apply, for operators' own CAs.
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            verify=httpx.create_ssl_context(trust_env=True),
-            timeout=policy.timeout_s,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self._client = guarded_client(policy.timeout_s)
 
     async def aclose(self) -> None:
         """Close the underlying HTTP client."""
@@ -99,7 +99,10 @@ class MediaFetcher:
         last_error: httpx.ConnectError | None = None
         for ip in ips:
             try:
-                response = await self._client.send(self._pinned_request(target, ip), stream=True)
+                request = pinned_request(
+                    self._client, "GET", target, ip, headers={"Accept-Encoding": "identity"}
+                )
+                response = await self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 last_error = exc  # try the host's next address, like a browser would
                 continue
@@ -108,18 +111,6 @@ class MediaFetcher:
             finally:
                 await response.aclose()
         raise download_failed(f"could not connect to {target.host}") from last_error
-
-    def _pinned_request(self, target: Target, ip: str) -> httpx.Request:
-        """A request to the checked IP carrying the original Host (and SNI), so DNS is not asked twice."""
-        pinned = target.url.copy_with(host=ip.split("%", 1)[0], fragment=None)
-        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
-        host_header = target.url.netloc.decode("ascii")
-        return self._client.build_request(
-            "GET",
-            pinned,
-            headers={"Host": host_header, "Accept-Encoding": "identity"},
-            extensions=extensions,
-        )
 
 
 async def _read_response(response: httpx.Response, *, max_bytes: int, field: str) -> tuple[bytes, str | None]:

@@ -82,7 +82,7 @@ def _probe(container: av.container.InputContainer, fmt: str, where: str) -> Vide
     if not container.streams.video:
         raise InvalidParameter(f"{where}: video has no video stream")
     stream = container.streams.video[0]
-    duration = _duration(container, stream)
+    duration = stream_duration_s(container, stream)
     fps = _fps(stream, duration)
     return VideoInfo(
         format=fmt,
@@ -95,7 +95,8 @@ def _probe(container: av.container.InputContainer, fmt: str, where: str) -> Vide
     )
 
 
-def _duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+def stream_duration_s(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    """The video stream's duration in seconds: the stream's own, else the container's, else 0."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     if container.duration:
