@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from model.registry import ModelSpec
 from server.api import files, health, metrics_route
 from server.api.deps import request_id
+from server.api.errorbody import error_payload, is_openai_path
 from server.api.health import Readiness
 from server.api.metrics_route import MetricsEndpoint
 from server.api.middleware import (
@@ -29,14 +31,17 @@ from server.api.middleware import (
     ObservabilityMiddleware,
     UnhandledErrorMiddleware,
 )
+from server.api.openai import routes as openai_routes
+from server.api.openai.service import VideosService
+from server.api.openai.wire import CreateVideoRequest, RemixVideoRequest
 from server.api.openapi import install_openapi
-from server.api.schemas import error_body
 from server.api.tasks import routes as task_routes
 from server.api.tasks.service import TaskService
 from server.api.uploads import routes as upload_routes
 from server.api.uploads.service import FORM_SLACK_BYTES, UPLOAD_PATH, UploadService
 from server.api.web import Console
 from server.api.web import router as web_router
+from server.api.webhooks import WebhookDispatcher
 from server.config import Settings
 from server.errors import DashScopeError
 from server.jobs.base import TaskQueue
@@ -85,7 +90,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         fetcher = MediaFetcher(FetchPolicy.from_settings(settings))
-        app.state.tasks = TaskService(wiring, fetcher=fetcher, uploads=uploads, metrics=recorder)
+        app.state.tasks = tasks = TaskService(wiring, fetcher=fetcher, uploads=uploads, metrics=recorder)
+        app.state.videos = VideosService(tasks)
+        app.state.webhooks = webhooks = WebhookDispatcher(
+            wiring.queue, keys, settings, recorder, video_url=tasks.video_url
+        )
         app.state.uploads = uploads
         app.state.keys = keys
         app.state.files = wiring.store if isinstance(wiring.store, LocalObjectStore) else None
@@ -95,6 +104,7 @@ def create_app(
         background = [
             asyncio.create_task(_sweep_forever(wiring.store)),
             asyncio.create_task(endpoint.refresh_forever()),
+            asyncio.create_task(webhooks.run_forever()),
         ]
         worker = worker_factory(wiring, recorder) if worker_factory is not None else None
         if worker is not None:
@@ -112,6 +122,7 @@ def create_app(
             for task in background:
                 task.cancel()
             await fetcher.aclose()
+            await webhooks.aclose()
             await wiring.queue.close()
 
     # No trailing-slash redirects: Starlette builds their Location from the client's Host header.
@@ -124,13 +135,14 @@ def create_app(
         redirect_slashes=False,
     )
     app.include_router(task_routes.router)
+    app.include_router(openai_routes.router)
     app.include_router(upload_routes.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
     app.include_router(web_router)  # the playground at /
     _install_error_handlers(app)
-    install_openapi(app, list(wiring.registry))
+    install_openapi(app, list(wiring.registry), extra_models=(CreateVideoRequest, RemixVideoRequest))
     # add_middleware wraps what is there already: the last one added is the outermost.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
@@ -150,35 +162,60 @@ def body_limits(settings: Settings) -> Callable[[str], int | None]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """One error shape for everything, framework errors included (API.md §4)."""
+    """One error shape per surface for everything, framework errors included (API.md §4; the
+    OpenAI shape under /v1/, `errorbody`)."""
+
+    def answer(
+        request: Request, error: DashScopeError, headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
+        body = error_payload(request.url.path, request_id(request), error)
+        extra = dict(headers or {})
+        if error.status == 409:
+            # The openai SDK retries a 409 (a lock timeout to OpenAI); a reused key never succeeds.
+            extra["x-should-retry"] = "false"
+        return JSONResponse(body, status_code=error.status, headers=extra)
 
     @app.exception_handler(DashScopeError)
     async def dashscope_error(request: Request, exc: DashScopeError) -> JSONResponse:
-        return JSONResponse(error_body(request_id(request), exc.code, exc.message), status_code=exc.status)
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid value')}" if where else "Invalid request."
-        return JSONResponse(error_body(request_id(request), "InvalidParameter", message), status_code=400)
+        return answer(request, DashScopeError(message, code="InvalidParameter", status=400))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "BadRequest")
         message = "url error, please check url!" if exc.status_code in (404, 405) else str(exc.detail)
-        # exc.headers carries the 405's `Allow`.
-        return JSONResponse(
-            error_body(request_id(request), code, message), status_code=exc.status_code, headers=exc.headers
-        )
+        if is_openai_path(request.url.path) and exc.status_code in (404, 405):
+            message = f"Invalid URL ({request.method} {request.url.path})"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's `Allow` names only the first route on the path; a path can have several.
+            headers["Allow"] = ", ".join(_allowed_methods(request, headers.get("Allow", "")))
+        return answer(request, DashScopeError(message, code=code, status=exc.status_code), headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # Only for errors outside UnhandledErrorMiddleware (in the outer middleware). Starlette
         # re-raises after this answer and the server then drops the connection: say so.
         log.exception("unhandled error", extra={"request_id": request_id(request)})
-        body = error_body(request_id(request), "InternalError", INTERNAL_MESSAGE)
-        return JSONResponse(body, status_code=500, headers={"Connection": "close"})
+        return answer(request, DashScopeError(INTERNAL_MESSAGE), {"Connection": "close"})
+
+
+def _allowed_methods(request: Request, allow: str) -> list[str]:
+    """`allow` (Starlette's, which names only the first route on a path) and the methods the
+    description lists for every path template the request's path matches."""
+    methods = {m.strip() for m in allow.split(",") if m.strip()}
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return sorted(methods)
 
 
 async def _sweep_forever(store: ObjectStore, interval_s: float = 300.0) -> None:

@@ -2,8 +2,9 @@
 
 `create_app` puts exactly one object per area on `app.state`: `tasks` (TaskService), `uploads`
 (UploadService), `keys` (KeyRing, read here), `files` (the local store it serves, or None),
-`health` (Readiness), `metrics` (MetricsEndpoint) and `web` (the playground's Console); each
-area's routes reach their own object through a getter beside them.
+`health` (Readiness), `metrics` (MetricsEndpoint), `web` (the playground's Console), `videos`
+(the OpenAI-style surface's VideosService) and `webhooks` (the delivery loop); each area's
+routes reach their own object through a getter beside them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import cast
 from fastapi import Request
 
 from server.api.middleware import scope_request_id
-from server.errors import InvalidApiKey
+from server.errors import InvalidApiKey, InvalidParameter
 from server.keys import KeyRing, Tenant
 
 
@@ -40,3 +41,20 @@ def workspace(request: Request) -> str | None:
     """`X-DashScope-WorkSpace`, recorded on tasks and used to filter lists."""
     value = request.headers.get("x-dashscope-workspace", "").strip()
     return value or None
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 255
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The `Idempotency-Key` header of a create: 1 to 255 printable ASCII characters."""
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    value = value.strip()
+    if not 0 < len(value) <= MAX_IDEMPOTENCY_KEY_CHARS or not value.isascii() or not value.isprintable():
+        raise InvalidParameter(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters.",
+            param="Idempotency-Key",
+        )
+    return value

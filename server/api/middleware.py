@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.schemas import error_body
+from server.api.errorbody import error_payload
 from server.errors import DashScopeError, PayloadTooLarge
 from server.logging import request_id_var
 from server.metrics import MetricsRecorder
@@ -48,8 +48,8 @@ def scope_request_id(scope: Scope) -> str:
 
 
 async def send_error(send: Send, scope: Scope, error: DashScopeError, *, close: bool = False) -> None:
-    """Answer with `error` in the one DashScope error shape."""
-    body = json.dumps(error_body(scope_request_id(scope), error.code, error.message)).encode()
+    """Answer with `error` in the error shape of the request's surface (`errorbody`)."""
+    body = json.dumps(error_payload(str(scope.get("path", "")), scope_request_id(scope), error)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:
         headers.append((b"connection", b"close"))

@@ -47,6 +47,9 @@ class CreateParameters(_Open):
     watermark: bool = True
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Random when absent")
     audio_setting: Literal["auto", "origin"] = Field("auto", description="video-edit only")
+    webhook_url: str | None = Field(
+        None, description="paddock's own: POSTed the final state, signed per Standard Webhooks"
+    )
 
 
 class CreateTaskRequest(_Open):
@@ -161,13 +164,13 @@ class ReadyResponse(BaseModel):
     checks: dict[str, bool]
 
 
-_ERROR_WHEN = {
+ERROR_WHEN = {
     400: "InvalidParameter (and .DataInspection), BadRequest.EmptyModel/EmptyInput, InvalidURL, "
     "UnsupportedOperation: the message names the field or rule",
     401: "InvalidApiKey: no key, or an unknown one",
     403: "AccessDenied",
     404: "NotFound",
-    409: "FileAlreadyExists",
+    409: "FileAlreadyExists (an upload), Conflict.IdempotencyKey (a key reused for another request)",
     413: "InvalidParameter: the request body is over the route's limit",
     429: "Throttling.RateQuota (the key's quota) or Throttling (the queue is full)",
     500: "InternalError",
@@ -177,7 +180,7 @@ _ERROR_WHEN = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries for the error statuses a route can answer."""
-    return {s: {"model": ErrorResponse, "description": _ERROR_WHEN[s]} for s in statuses}
+    return {s: {"model": ErrorResponse, "description": ERROR_WHEN[s]} for s in statuses}
 
 
 def header(
@@ -213,6 +216,7 @@ CREATE_DOC: dict[str, Any] = {
         header("X-DashScope-WorkSpace", "Recorded on the task; filters lists"),
         header("X-DashScope-OssResourceResolve", "`enable` to accept oss:// media URLs", enum=["enable"]),
         header("X-DashScope-DataInspection", "Accepted and ignored"),
+        header("Idempotency-Key", "Retry-safe creates: the same key and body give the same task"),
     ],
 }
 WORKSPACE_DOC: dict[str, Any] = {"parameters": [header("X-DashScope-WorkSpace", "Filters the list")]}
@@ -244,11 +248,12 @@ UPLOAD_DOC: dict[str, Any] = {
     },
     "security": [],
 }
-# The models referenced by hand (`$ref`) rather than through a route's `responses`.
+# The models referenced by hand (`$ref`) rather than through a route's `responses`; an area adds
+# its own with `install_openapi(extra_models=...)`.
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (CreateTaskRequest,)
 
 
-def install_openapi(app: FastAPI, models: list[str]) -> None:
+def install_openapi(app: FastAPI, models: list[str], extra_models: tuple[type[BaseModel], ...] = ()) -> None:
     """Serve the description at `/openapi.json`: FastAPI's, plus the security scheme, the
     hand-read request bodies and the served `models`, minus the 422 FastAPI assumes (validation
     errors are 400 here)."""
@@ -259,14 +264,15 @@ def install_openapi(app: FastAPI, models: list[str]) -> None:
         schema = get_openapi(
             title="paddock: DashScope video synthesis",
             version=app.version,
-            description="The DashScope asynchronous video-synthesis API (HappyHorse models), self-hosted.",
+            description="The DashScope asynchronous video-synthesis API (HappyHorse models), self-hosted, "
+            "and the OpenAI-style Videos surface under /v1 over the same tasks.",
             routes=app.routes,
         )
         components = schema.setdefault("components", {})
         components["securitySchemes"] = {
             SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "description": "Bearer <API key>"}
         }
-        for model in EXTRA_MODELS:
+        for model in (*EXTRA_MODELS, *extra_models):
             defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.setdefault("schemas", {}).update(defs.pop("$defs", {}))
             components["schemas"][model.__name__] = defs
@@ -276,7 +282,7 @@ def install_openapi(app: FastAPI, models: list[str]) -> None:
         for path, operations in schema["paths"].items():
             for operation in operations.values():
                 operation["responses"].pop("422", None)
-                if "security" not in operation and path.startswith("/api/"):
+                if "security" not in operation and path.startswith(("/api/", "/v1/")):
                     operation["security"] = [{SECURITY_SCHEME: []}]
         app.openapi_schema = schema
         return schema

@@ -21,6 +21,7 @@ from server.errors import InvalidParameter, empty_input, empty_model
 BEIJING = timezone(timedelta(hours=8))
 MAX_PROMPT_UNITS = 5000
 MAX_SEED = 2_147_483_647
+MAX_WEBHOOK_URL_CHARS = 2048
 RESOLUTIONS = {"720P": 720, "1080P": 1080}
 TIER_PIXELS = {"720P": 921_600, "1080P": 2_073_600}
 RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "4:5", "5:4", "9:21", "21:9")
@@ -83,6 +84,7 @@ class CreateRequest:
     watermark: bool
     seed: int | None
     audio_setting: str
+    webhook_url: str | None = None  # paddock's own: where to announce the final state
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -133,7 +135,21 @@ def parse_create(body: dict[str, Any], spec: ModelSpec) -> CreateRequest:
         watermark=watermark,
         seed=seed,
         audio_setting=audio_setting,
+        webhook_url=_webhook_url(params),
     )
+
+
+def _webhook_url(params: dict[str, Any]) -> str | None:
+    value = params.get("webhook_url")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameter("parameters.webhook_url must be an http(s) URL.", param="webhook_url")
+    if len(value) > MAX_WEBHOOK_URL_CHARS:
+        raise InvalidParameter(
+            f"parameters.webhook_url must be at most {MAX_WEBHOOK_URL_CHARS} characters.", param="webhook_url"
+        )
+    return value.strip()
 
 
 def _prompt(inp: dict[str, Any], family: TaskFamily) -> str:

@@ -29,6 +29,7 @@ class ListQuery:
     page_no: int
     page_size: int
     filters: TaskFilter
+    oldest_first: bool = False  # DashScope lists newest first; the OpenAI surface may ask either
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from model.registry import Endpoint
 from server.api import openapi, schemas
-from server.api.deps import authenticate, request_id, workspace
+from server.api.deps import authenticate, idempotency_key, request_id, workspace
 from server.api.jsonbody import read_json
 from server.api.tasks.service import CallContext, TaskService
 from server.errors import AccessDenied
@@ -26,24 +26,28 @@ def tasks(request: Request) -> TaskService:
 _SYNC_REFUSED = "current user api does not support synchronous calls"
 
 
-async def _create(request: Request, endpoint: Endpoint) -> dict[str, Any]:
+async def _create(request: Request, endpoint: Endpoint) -> JSONResponse:
     tenant = authenticate(request)
     if request.headers.get("x-dashscope-async", "").strip().lower() != "enable":
         raise AccessDenied(_SYNC_REFUSED)
+    key = idempotency_key(request)
     body = await read_json(await request.body())
     ctx = CallContext(
         tenant=tenant,
         request_id=request_id(request),
         workspace=workspace(request),
         oss_resolve=request.headers.get("x-dashscope-ossresourceresolve", "").strip().lower() == "enable",
+        idempotency_key=key,
     )
-    record = await tasks(request).create(body, endpoint, ctx)
-    return schemas.create_body(ctx.request_id, record)
+    made = await tasks(request).create(body, endpoint, ctx)
+    # A replay answers what the first call answered (its task, PENDING), and says it is one.
+    headers = {"Idempotent-Replayed": "true"} if made.replayed else None
+    return JSONResponse(schemas.create_body(ctx.request_id, made.record), headers=headers)
 
 
 _CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": openapi.CreateTaskResponse},
-    **openapi.errors(400, 401, 403, 413, 429, 500, 503),
+    **openapi.errors(400, 401, 403, 409, 413, 429, 500, 503),
 }
 _LIST_QUERY = [
     openapi.query("page_no", "integer", "1-based page number (default 1)"),
@@ -62,7 +66,7 @@ _LIST_QUERY = [
     responses=_CREATE_RESPONSES,
     openapi_extra=openapi.CREATE_DOC,
 )
-async def create_video_synthesis(request: Request) -> dict[str, Any]:
+async def create_video_synthesis(request: Request) -> JSONResponse:
     """Create a task for any HappyHorse model (t2v, i2v, r2v, video-edit)."""
     return await _create(request, Endpoint.VIDEO_GENERATION)
 
@@ -73,7 +77,7 @@ async def create_video_synthesis(request: Request) -> dict[str, Any]:
     responses=_CREATE_RESPONSES,
     openapi_extra=openapi.CREATE_DOC,
 )
-async def create_image2video(request: Request) -> dict[str, Any]:
+async def create_image2video(request: Request) -> JSONResponse:
     """The legacy first+last-frame create path; other models get `url error`."""
     return await _create(request, Endpoint.IMAGE2VIDEO)
 
