@@ -1,7 +1,8 @@
-"""Key files: the `admin` flag that opens the playground's operators' view."""
+"""Key files: the `admin` flag that opens the playground's operators' view, and the webhook fields."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,40 @@ def test_the_generated_local_key_is_an_admin_key(tmp_path: Path) -> None:
     assert key is not None and ring.lookup(key).admin is True  # type: ignore[union-attr]
     again, same = KeyRing.load_or_create(None, tmp_path)
     assert same == key and again.lookup(key).admin is True  # type: ignore[union-attr]
+
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_webhook_fields_are_per_key_and_the_secret_is_found_by_tenant(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(
+        "keys:\n"
+        "  - key: sk-a\n    tenant: team\n    webhook_url: https://h.example/x\n"
+        f"    webhook_secret: {SECRET}\n"
+        "  - key: sk-b\n    tenant: team\n"
+        "  - key: sk-c\n"
+    )
+    ring = KeyRing.parse(str(path))
+    a, b = ring.lookup("sk-a"), ring.lookup("sk-b")
+    assert a is not None and (a.webhook_url, a.webhook_secret) == ("https://h.example/x", SECRET)
+    assert b is not None and (b.webhook_url, b.webhook_secret) == (None, None)
+    assert ring.webhook_secret("team") == SECRET  # sk-b's tasks are signed with the tenant's secret
+    assert ring.webhook_secret(ring.lookup("sk-c").id) is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("webhook_url: https://h.example/x", "needs a webhook_secret"),
+        ("webhook_url: ftp://h.example/x\n    webhook_secret: " + SECRET, "expected an http(s) URL"),
+        ("webhook_secret: sk-not-a-secret", "expected whsec_"),
+        ("webhook_secret: whsec_c2hvcnQ=", "at least 16 bytes"),
+        ("webhook_secret: whsec_not*base64", "expected whsec_"),
+    ],
+)
+def test_bad_webhook_fields_fail_the_start(tmp_path: Path, fields: str, message: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(f"keys:\n  - key: sk-ops\n    {fields}\n")
+    with pytest.raises(ValueError, match=r"keys\[0\].*" + re.escape(message)):
+        KeyRing.parse(str(path))
