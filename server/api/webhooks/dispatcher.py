@@ -114,7 +114,11 @@ class WebhookDispatcher:
     async def deliver_due(self) -> int:
         """Claim and attempt the deliveries that are due now; returns how many."""
         claimed = await self.outbox.claim(count=CLAIM_COUNT, lease_s=self._lease_s)
-        await asyncio.gather(*(self.attempt(d) for d in claimed))
+        outcomes = await asyncio.gather(*(self.attempt(d) for d in claimed), return_exceptions=True)
+        for delivery, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                # Its lease runs out and a later pass (here or in another facade) tries again.
+                log.error("webhook attempt crashed", exc_info=outcome, extra={"task_id": delivery.task_id})
         return len(claimed)
 
     async def attempt(self, delivery: Delivery) -> str:
