@@ -19,6 +19,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from server.api.app import create_app
 from server.api.webhooks import signature_headers
+from server.jobs import Delivery
 from tests.support.facade import assert_error, facade, headers, make_settings
 from tests.support.webhook_receiver import event_of, new_secret, receiving
 from tests.support.worker_app import Scrape, scrape
@@ -169,3 +170,18 @@ async def test_a_task_without_a_webhook_sends_nothing(tmp_path: Path) -> None:
             await cancel_new_task(client, key="sk-bob")
             await asyncio.sleep(0.2)
     assert receiver.received == []
+
+
+async def test_a_vanished_task_or_a_missing_secret_ends_the_delivery(tmp_path: Path) -> None:
+    with receiving() as receiver:
+        async with hooked_facade(tmp_path, receiver.url) as (client, app):
+            dispatcher, outbox = app.state.webhooks, app.state.tasks.queue.webhooks
+            gone = Delivery("no-such-task", "alice", receiver.url, "SUCCEEDED")
+            outbox.add(gone)
+            assert await dispatcher.attempt(gone) == "gone"
+            task_id = await cancel_new_task(client)
+            unsigned = Delivery(task_id, "bob", receiver.url, "CANCELED")  # bob's keys have no secret
+            outbox.add(unsigned)
+            assert await dispatcher.attempt(unsigned) == "dead"
+            assert (await outbox.dead())[0].reason == "the tenant's keys have no webhook_secret"
+    assert all(r.headers["webhook-id"] != "msg_no-such-task" for r in receiver.received)
