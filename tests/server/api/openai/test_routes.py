@@ -225,3 +225,21 @@ async def test_the_alias_table_is_a_setting(tmp_path: Path) -> None:
             headers=auth(),
         )
         assert_openai_error(no_i2v, 400, "has no i2v model", "model")
+
+
+async def test_the_surface_is_in_the_openapi_description(videos: httpx.AsyncClient) -> None:
+    schema = (await videos.get("/openapi.json")).json()
+    ops = {(method, path) for path, item in schema["paths"].items() for method in item}
+    assert {
+        ("post", "/v1/videos"),
+        ("get", "/v1/videos"),
+        ("get", "/v1/videos/{video_id}"),
+        ("delete", "/v1/videos/{video_id}"),
+        ("post", "/v1/videos/{video_id}/remix"),
+        ("get", "/v1/videos/{video_id}/content"),
+    } <= ops
+    create = schema["paths"]["/v1/videos"]["post"]
+    assert set(create["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert create["security"] == [{"DashScopeApiKey": []}]
+    assert create["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("OpenAIError")
+    assert {p["name"] for p in create["parameters"]} == {"Idempotency-Key"}
