@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -42,7 +43,7 @@ class Tenant:
     quota: dict[str, Any] = field(default_factory=dict)
     admin: bool = False
     webhook_url: str | None = None  # where this key's tasks are announced when they end
-    webhook_secret: str | None = None  # `whsec_<base64>`: the Standard Webhooks signing key
+    webhook_secret: str | None = None  # `whsec_<base64>`: the tenant's Standard Webhooks signing key
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -54,11 +55,16 @@ class KeyRing:
     def __init__(self, tenants_by_key: dict[str, Tenant]) -> None:
         if not tenants_by_key:
             raise ValueError("at least one API key is required")
-        self._by_digest = {_digest(k): t for k, t in tenants_by_key.items()}
+        # A tenant's webhooks are signed with the first secret among its keys, whichever key made
+        # the task: every key of the tenant carries that secret.
         self._secrets: dict[str, str] = {}
         for tenant in tenants_by_key.values():
             if tenant.webhook_secret is not None:
                 self._secrets.setdefault(tenant.id, tenant.webhook_secret)
+        self._by_digest = {
+            _digest(k): dataclasses.replace(t, webhook_secret=self._secrets.get(t.id))
+            for k, t in tenants_by_key.items()
+        }
 
     def lookup(self, key: str) -> Tenant | None:
         digest = _digest(key)
@@ -68,7 +74,7 @@ class KeyRing:
         return None
 
     def webhook_secret(self, tenant_id: str) -> str | None:
-        """The secret that signs `tenant_id`'s webhooks (its first key that has one)."""
+        """The secret that signs `tenant_id`'s webhooks (the first one among its keys)."""
         return self._secrets.get(tenant_id)
 
     @classmethod

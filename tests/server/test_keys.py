@@ -49,8 +49,10 @@ def test_webhook_fields_are_per_key_and_the_secret_is_found_by_tenant(tmp_path: 
     ring = KeyRing.parse(str(path))
     a, b = ring.lookup("sk-a"), ring.lookup("sk-b")
     assert a is not None and (a.webhook_url, a.webhook_secret) == ("https://h.example/x", SECRET)
-    assert b is not None and (b.webhook_url, b.webhook_secret) == (None, None)
-    assert ring.webhook_secret("team") == SECRET  # sk-b's tasks are signed with the tenant's secret
+    # sk-b has no webhook of its own, but its tasks (with a create's webhook_url) are signed with
+    # the tenant's secret.
+    assert b is not None and (b.webhook_url, b.webhook_secret) == (None, SECRET)
+    assert ring.webhook_secret("team") == SECRET
     assert ring.webhook_secret(ring.lookup("sk-c").id) is None  # type: ignore[union-attr]
 
 
