@@ -3,10 +3,11 @@
 1. Each job class alone, `repeats` times: the server's phase histograms
    (`paddock_job_phase_seconds`), its step histogram (`paddock_step_duration_seconds`: steps per
    job and t(1)) and the task's own times give the class's work, phase by phase.
-2. Bursts: `burst_jobs` jobs of the mix at once, so every slot is busy; the fastest counts. The batch-size and step
-   histograms give how a shared forward scales (t(k), on a device of its own), and the burst's
-   makespan fixes the one free parameter, how many activities the host runs at full speed at
-   once: the simulation of the same burst must take as long as the real one did.
+2. Bursts: `burst_jobs` jobs of the mix at once, so every slot is busy; the fastest counts. The
+   batch-size and step histograms give how a shared forward scales (t(k), on a device of its
+   own), and the burst's makespan fixes the one free parameter, how many activities the host
+   runs at full speed at once: the simulation of the same burst must take as long as the real
+   one did.
 
 `from_bench` turns `paddock bench engine --real-size ...` output into a GPU variant instead.
 """

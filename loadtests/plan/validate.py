@@ -56,7 +56,7 @@ def add_validate_parser(sub: Any) -> None:
     )
     p.add_argument("--rates", type=rate_list, default=(), help="absolute rates instead of --fractions")
     p.add_argument("--jobs", type=int, default=100, help="jobs per load test")
-    p.add_argument("--poll-interval", type=float, default=0.5, help="the load tests' poll interval, s")
+    p.add_argument("--poll-interval", type=float, default=2.0, help="the load tests' poll interval, s")
     p.add_argument("--repeats", type=int, default=3, help="calibration: runs of each class alone")
     p.add_argument("--calibration", type=Path, help="use this calibration instead of measuring one")
     p.add_argument("--replications", type=int, default=5, help="simulated runs per prediction")
