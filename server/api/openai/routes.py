@@ -36,7 +36,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": wire.OpenAIError, "description": openapi.ERROR_WHEN[s]} for s in statuses}
 
 
-_VIDEO_ID = {"name": "video_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IDEMPOTENCY = openapi.header(
     "Idempotency-Key", "Retry-safe creates: the same key and request give the same video"
 )
