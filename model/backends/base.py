@@ -44,6 +44,11 @@ class Backend(ABC, Generic[S]):
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self._lock = threading.Lock()
+        # The engine prepares new jobs on its loop thread while it decodes finished ones on its
+        # decode thread, and a VAE keeps per-call state on the module (diffusers' AutoencoderKLWan
+        # clears its feature cache in encode, mid-way through another thread's decode): every use
+        # of a backend's VAE, encoding an image or decoding latents, holds this lock.
+        self.vae_lock = threading.Lock()
 
     def check(self, job: NativeJob) -> None:
         """ValueError for a job this backend cannot run: a family it does not serve, or without

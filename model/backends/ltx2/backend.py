@@ -135,7 +135,8 @@ class LTX2Backend(Backend[LTX2Conditioning]):
         guidance = guidance_for(self.spec.options, job)
         with torch.inference_mode():
             cond, uncond = encode_prompt(pipe, kwargs, guidance.cfg)
-            latents, keep = video_latents(pipe, job, kwargs, self.spec.options.get("image_crf"))
+            with self.vae_lock:  # i2v encodes the first frame with the VAE
+                latents, keep = video_latents(pipe, job, kwargs, self.spec.options.get("image_crf"))
             grid = VideoGrid.of(pipe, kwargs)
             audio = audio_latents(pipe, kwargs)
             scheduler = packed_scheduler(pipe, latents, audio, job.num_inference_steps, keep)
@@ -249,7 +250,8 @@ class LTX2Backend(Backend[LTX2Conditioning]):
 
     def decode(self, states: list[JobState[LTX2Conditioning]]) -> list[NativeClip]:
         """The stock decode (video VAE, audio VAE, vocoder), see `decode_jobs`."""
-        return decode_jobs(self.t2v, states, self.spec.options)
+        with self.vae_lock:
+            return decode_jobs(self.t2v, states, self.spec.options)
 
 
 @dataclass(frozen=True)

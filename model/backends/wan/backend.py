@@ -177,7 +177,8 @@ class WanBackend(Backend[WanConditioning]):
         with torch.inference_mode():
             embeds = encode_text(pipe, self.spec, job)
             scheduler = job_scheduler(pipe.scheduler, job.num_inference_steps, pipe._execution_device)
-            latents, extra = self._initial_latents(pipe, job, cpu_generator(job.seed))
+            with self.vae_lock:  # i2v and VACE encode media with the VAE
+                latents, extra = self._initial_latents(pipe, job, cpu_generator(job.seed))
         transformer = pipe.transformer
         negative = embeds["negative_prompt_embeds"]
         pt, ph, pw = transformer.config.patch_size
@@ -240,7 +241,7 @@ class WanBackend(Backend[WanConditioning]):
         shapes can hide different VACE reference counts: 17 frames + 1 reference vs 21 frames)."""
         started = time.perf_counter()
         frames: dict[int, Any] = {}
-        with torch.inference_mode():
+        with torch.inference_mode(), self.vae_lock:
             final = [s.extra.final_latents(s.latents) for s in states]
             groups: dict[tuple[int, ...], list[int]] = {}
             for i, latents in enumerate(final):
