@@ -17,7 +17,8 @@ from server.jobs.base import (
 from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch
 from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, MemoryTaskQueue
 from server.jobs.outbox import DeadDelivery, Delivery, WebhookOutbox
-from server.jobs.redis import DEFAULT_PREFIX, RedisTaskQueue
+from server.jobs.redis import RedisTaskQueue
+from server.jobs.redis_layout import DEFAULT_PREFIX
 
 if TYPE_CHECKING:
     from server.config import Settings

@@ -10,7 +10,6 @@ covers both.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import copy
 import itertools
@@ -34,6 +33,7 @@ from server.jobs.base import (
 from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch, IdempotencyTable
 from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus, check_transition
+from server.jobs.listing import TimeIndex, matches, page_of
 from server.jobs.outbox import Delivery, MemoryOutbox
 
 log = logging.getLogger(__name__)
@@ -41,30 +41,12 @@ log = logging.getLogger(__name__)
 DEFAULT_CLAIM_TIMEOUT_S = 60.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEAD_LETTERS_KEPT = 10_000
-_LAST = "\U0010ffff"  # sorts after every task id: (t, _LAST) is past every entry at time t
-
-
-def matches(record: TaskRecord, filters: TaskFilter) -> bool:
-    """True when `record` passes every list filter (shared by both backends)."""
-    return (
-        filters.start_time <= record.submit_time <= filters.end_time
-        and (filters.status is None or record.status == filters.status)
-        and (filters.model is None or record.model == filters.model)
-        and (filters.task_id is None or record.task_id == filters.task_id)
-        and (filters.workspace is None or record.workspace == filters.workspace)
-    )
 
 
 def _move(record: TaskRecord, status: TaskStatus) -> None:
     """Change `record`'s status, refusing any change `job.TRANSITIONS` does not list."""
     check_transition(record.status, status)
     record.status = status
-
-
-def page_of(records: list[TaskRecord], page_no: int, page_size: int) -> list[TaskRecord]:
-    """Slice one page (page_no starts at 1) out of an already ordered list."""
-    start = max(page_no - 1, 0) * page_size
-    return records[start : start + page_size]
 
 
 @dataclass
@@ -99,9 +81,7 @@ class MemoryTaskQueue:
         self._janitor = Janitor(claim_timeout_s)
         self._max_attempts = max(1, max_attempts)
         self._records: dict[str, TaskRecord] = {}
-        # The list index: per tenant, (submit_time, task_id) in order; all tasks in arrival order.
-        self._by_tenant: dict[str, list[tuple[float, str]]] = {}
-        self._arrivals: deque[tuple[float, str]] = deque()
+        self._index = TimeIndex()  # what makes a page cost a page
         self._lost: dict[str, int] = {}
         self._pending: dict[str, deque[str]] = {}  # tenant -> waiting task ids, oldest first
         self._rotation: dict[str, float] = {}  # tenant with waiting ids -> rotation score
@@ -139,10 +119,7 @@ class MemoryTaskQueue:
         self._lost.pop(task_id, None)
         if record is not None:
             self._running.get(record.tenant, set()).discard(task_id)
-            index = self._by_tenant.get(record.tenant, [])
-            at = bisect.bisect_left(index, (record.submit_time, task_id))
-            if at < len(index) and index[at][1] == task_id:
-                del index[at]
+            self._index.remove(record.tenant, record.submit_time, task_id)
         for entry in [e for e, held in self._held.items() if held.task_id == task_id]:
             del self._held[entry]
 
@@ -285,8 +262,7 @@ class MemoryTaskQueue:
             self._caps[tenant] = limits.running
         self._purge_expired(time.time())
         self._records[record.task_id] = copy.deepcopy(record)
-        bisect.insort(self._by_tenant.setdefault(tenant, []), (record.submit_time, record.task_id))
-        self._arrivals.append((record.submit_time, record.task_id))
+        self._index.add(tenant, record.submit_time, record.task_id)
         self._pending.setdefault(tenant, deque()).append(record.task_id)
         # Joins just before the most recently served tenant (see redis_scripts.SUBMIT).
         self._rotation.setdefault(tenant, self._seq - 0.5)
@@ -327,37 +303,21 @@ class MemoryTaskQueue:
         the window."""
         now = time.time()
         self._purge_expired(now)
-        index = self._by_tenant.get(tenant, [])
         # Live records were submitted after now - ttl (see `_expired`).
-        first = max(
-            bisect.bisect_left(index, (filters.start_time, "")),
-            bisect.bisect_right(index, (now - self._ttl_s, _LAST)),
-        )
-        end = bisect.bisect_right(index, (filters.end_time, _LAST))
-        offset = (page_no - 1) * page_size
-        unfiltered = filters == TaskFilter(filters.start_time, filters.end_time)
-        if unfiltered and oldest_first:
-            chosen = index[min(end, first + offset) : min(end, first + offset + page_size)]
-            page = [self._records[task_id] for _, task_id in chosen]
-            total = max(0, end - first)
-        elif unfiltered:
-            chosen = index[max(first, end - offset - page_size) : max(first, end - offset)]
-            page = [self._records[task_id] for _, task_id in reversed(chosen)]
-            total = max(0, end - first)
+        span = (tenant, filters.start_time, now - self._ttl_s, filters.end_time)
+        if filters == TaskFilter(filters.start_time, filters.end_time):  # no filter: a page costs a page
+            ids, total = self._index.page(*span, page_no, page_size, newest_first=not oldest_first)
+            page = [self._records[task_id] for task_id in ids]
         else:
-            window = index[first:end] if oldest_first else reversed(index[first:end])
-            found = [
-                record
-                for _, task_id in window
-                if (record := self._records.get(task_id)) is not None and matches(record, filters)
-            ]
+            window = self._index.window(*span)
+            ordered = window if oldest_first else reversed(window)
+            found = [r for i in ordered if (r := self._records.get(i)) is not None and matches(r, filters)]
             page, total = page_of(found, page_no, page_size), len(found)
         return [copy.deepcopy(r) for r in page], total
 
     def _purge_expired(self, now: float) -> None:
         """Drop expired records, oldest arrivals first (records arrive about in submit order)."""
-        while self._arrivals and self._arrivals[0][0] + self._ttl_s <= now:
-            _, task_id = self._arrivals.popleft()
+        for task_id in self._index.arrived_before(now - self._ttl_s):
             record = self._records.get(task_id)
             if record is not None and self._expired(record, now):
                 self._drop(task_id)

@@ -1,56 +1,20 @@
 """`redis://`: records in Redis hashes, fair per-tenant queues, claimed jobs in a Redis Stream.
 
-Layout (every key under `prefix`, default `paddock:`; scripts in `redis_scripts.py`):
-
-    {p}task:{id}          hash   json (the record's immutable part), status, attempt, tenant, entry
-                                 (current stream entry id), lost (attempts whose worker died), and
-                                 the mutable record fields; PEXPIREAT submit_time + ttl (HSET keeps
-                                 an existing TTL, so updates never extend it).
-    {p}tenant:{tenant}    zset   task ids by submit_time: the list index, trimmed to the TTL window;
-    {p}tenant:{tenant}:status:{status}, ...:model:{model}, ...:ws:{workspace}
-                          zset   the same for each status, model and workspace: a filtered page is a
-                                 ZREVRANGEBYSCORE ... LIMIT over one index or their intersection.
-    {p}pending:{tenant}   list   PENDING task ids, oldest first (release pushes to the front).
-    {p}rotation           zset   tenants with pending ids, by when they were last served.
-    {p}seq                string the served counter behind the rotation's scores.
-    {p}quota:{tenant}     hash   running = the tenant's running cap (written by each submit).
-    {p}running:{tenant}   zset   the tenant's claimed task ids, scored by record expiry (ms).
-    {p}bucket:{tenant}    hash   the submit-rate token bucket.
-    {p}wake               list   one token per newly claimable job; idle workers BLPOP it.
-    {p}jobs               stream claimed jobs only (`task_id`, `tenant`); MAXLEN ~ stream_maxlen.
-    {p}workers            consumer group on {p}jobs; its PEL is the set of claimed jobs.
-    {p}dead               stream poison jobs' ids; MAXLEN ~ DEAD_MAXLEN.
-    {p}failures           stream `code`, `model` of every task that became FAILED (the operators'
-                                 view); MAXLEN ~ FAILURES_MAXLEN.
-    {p}idem:{tenant}:{sha256 of the key}
-                          hash   task, fp: an Idempotency-Key bound to its task (idempotency.py);
-                                 the task's hash names it in `idem`, so deleting the task frees it.
-    {p}webhooks, {p}webhook:{id}, {p}webhooks:dead
-                                 the webhook outbox (redis_outbox.py), filled by `set_status`.
+Every key, and how a record is kept in its hash, is in `redis_layout.py`; the Lua scripts that
+make each state change atomic are in `redis_scripts.py`.
 
 Fairness: the claim script walks the rotation in order (least recently served first), skips a
 tenant at its running cap, pops the first tenant's oldest id, XADDs it and XREADGROUPs it to the
 claiming consumer in the same script. A tenant with 1,000 pending jobs therefore gets one job per
 turn, like every other tenant with work. Reclaim: the janitor (`janitor.py`) runs XAUTOCLAIM
 with min-idle = claim timeout; heartbeats (XCLAIM JUSTID) keep live claims below it.
-
-Why the mutable fields live beside the JSON instead of inside it: the Lua scripts that fence
-writes would otherwise have to cjson.decode/encode the record, and Redis's cjson prints numbers
-with 14 significant digits and turns empty arrays into `{}`. Here Lua only copies strings that
-Python formatted (repr of floats round-trips exactly) and Python merges them on read.
-
-Nothing grows without bound: hashes and index zsets expire with the TTL, lists and quota/running
-keys are re-expired on every write, acked entries are XDELed, and both streams are MAXLEN-trimmed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
-from enum import Enum
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -74,100 +38,42 @@ from server.jobs.base import (
 from server.jobs.idempotency import IdempotencyKey, IdempotencyMismatch
 from server.jobs.janitor import Janitor
 from server.jobs.job import TaskRecord, TaskStatus
-from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS, matches, page_of
+from server.jobs.listing import matches, page_of
+from server.jobs.memory import DEFAULT_CLAIM_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS
+from server.jobs.redis_layout import (
+    BLOCK_MAX_S,
+    BUCKET_KEY,
+    DEAD_KEY,
+    DEAD_MAXLEN,
+    DEFAULT_PREFIX,
+    GROUP_NAME,
+    IDEMPOTENCY_KEY,
+    LIST_SCRATCH,
+    MODEL_INDEX,
+    MUTABLE_FIELDS,
+    PENDING_KEY,
+    QUOTA_KEY,
+    RECLAIM_SCAN,
+    RETRIES,
+    ROTATION_KEY,
+    SCAN_TENANTS,
+    SEQ_KEY,
+    SOCKET_TIMEOUT_S,
+    STATUS_INDEX,
+    STREAM_FIELD,
+    STREAM_KEY,
+    TASK_KEY,
+    TENANT_KEY,
+    WAKE_KEY,
+    WORKSPACE_INDEX,
+    frozen_json,
+    record_fields,
+    to_record,
+)
 from server.jobs.redis_outbox import DUE_KEY, RedisOutbox
+from server.jobs.redis_presence import RedisPresence
 
 log = logging.getLogger(__name__)
-
-# -- key names and limits ------------------------------------------------------------------------
-DEFAULT_PREFIX = "paddock:"
-TASK_KEY = "{p}task:{task_id}"
-STREAM_KEY = "{p}jobs"
-GROUP_NAME = "{p}workers"
-TENANT_KEY = "{p}tenant:{tenant}"
-STATUS_INDEX = "{p}tenant:{tenant}:status:{status}"
-MODEL_INDEX = "{p}tenant:{tenant}:model:{model}"
-WORKSPACE_INDEX = "{p}tenant:{tenant}:ws:{workspace}"
-LIST_SCRATCH = "{p}tenant:{tenant}:scratch"
-PENDING_KEY = "{p}pending:{tenant}"
-QUOTA_KEY = "{p}quota:{tenant}"
-BUCKET_KEY = "{p}bucket:{tenant}"
-ROTATION_KEY = "{p}rotation"
-SEQ_KEY = "{p}seq"
-WAKE_KEY = "{p}wake"
-DEAD_KEY = "{p}dead"
-PRESENCE_KEY = "{p}presence"  # hash: worker -> {"until": epoch s, "models": [...]}
-FAILURES_KEY = "{p}failures"
-IDEMPOTENCY_KEY = "{p}idem:{tenant}:{digest}"
-FAILURES_MAXLEN = 10_000
-STREAM_FIELD = "task_id"
-DEAD_MAXLEN = 10_000
-SCAN_TENANTS = 1_000  # tenants one claim looks at (all of them, in practice)
-RECLAIM_SCAN = 100  # timed-out entries one reclaim looks through (skipped or poison ones)
-# Every blocking call (BLPOP) must stay well under the client's socket timeout, or redis-py raises
-# TimeoutError mid-block (redis-py 8 defaults socket_timeout to 5 s).
-BLOCK_MAX_S = 2.0
-SOCKET_TIMEOUT_S = 10.0
-# Retries of a command whose connection dropped: 0.1 + 0.2 + 0.4 + 0.8 + 1 + 1 + ... ≈ 8 s.
-RETRIES = 10
-RETRY_BUDGET_S = 8.0
-
-# Record fields that change after submit: kept as separate hash fields (see module docstring).
-_MUTABLE = (
-    "status",
-    "attempt",
-    "scheduled_time",
-    "end_time",
-    "orig_prompt",
-    "result_key",
-    "code",
-    "message",
-    "progress_step",
-    "progress_total",
-)
-_FLOATS = frozenset({"scheduled_time", "end_time"})
-_INTS = frozenset({"attempt", "progress_step", "progress_total"})
-
-
-def _encode(name: str, value: Any) -> str:
-    if name in _FLOATS:
-        return repr(float(value))
-    return str(value.value if isinstance(value, Enum) else value)
-
-
-def _decode(name: str, raw: str | None) -> Any:
-    if raw is None:
-        return None
-    if name in _FLOATS:
-        return float(raw)
-    if name in _INTS:
-        return int(raw)
-    return raw
-
-
-def _fields(**values: Any) -> list[str]:
-    """Flatten non-None record fields into HSET's field/value argument list."""
-    return [
-        part for name, value in values.items() if value is not None for part in (name, _encode(name, value))
-    ]
-
-
-def _frozen_json(record: TaskRecord) -> str:
-    body = json.loads(record.to_json())
-    for name in _MUTABLE:
-        body.pop(name, None)
-    return json.dumps(body, separators=(",", ":"))
-
-
-def _to_record(row: dict[str, str] | list[str] | None) -> TaskRecord | None:
-    """Merge the hash's mutable fields into its JSON; None for a missing (expired) hash."""
-    if isinstance(row, list):  # HGETALL returned from Lua: flat [field, value, ...]
-        row = dict(zip(row[::2], row[1::2], strict=True))
-    if not row or "json" not in row:
-        return None
-    body = json.loads(row["json"])
-    body.update({name: _decode(name, row.get(name)) for name in _MUTABLE})
-    return TaskRecord.from_json(json.dumps(body))
 
 
 class RedisTaskQueue:
@@ -198,6 +104,7 @@ class RedisTaskQueue:
         self._stream = STREAM_KEY.format(p=prefix)
         self._group = GROUP_NAME.format(p=prefix)
         self._group_ready = False
+        self._presence = RedisPresence(client, prefix, self._stream)
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
             for name in ("SUBMIT", "CLAIM", "RECLAIM", "CANCEL", "FENCED", "DEPTH", "LIST", "DELETE")
@@ -263,7 +170,7 @@ class RedisTaskQueue:
         ]
         if record.workspace is not None:
             keys.append(self._key(WORKSPACE_INDEX, tenant=tenant, workspace=record.workspace))
-        mutable = {name: getattr(record, name) for name in _MUTABLE}
+        mutable = {name: getattr(record, name) for name in MUTABLE_FIELDS}
         idem: list[str | int] = ["", "", 0]
         if idempotency is not None:
             name = self._key(IDEMPOTENCY_KEY, tenant=tenant, digest=idempotency.digest)
@@ -278,12 +185,12 @@ class RedisTaskQueue:
             tenant,
             *(_opt(v) for v in (limits.submit_per_s, limits.running, limits.pending, limits.queue_depth)),
             self._ttl_s * 1000,
-            _frozen_json(record),
+            frozen_json(record),
             *idem,
             "tenant",
             tenant,
             *webhook,
-            *_fields(**mutable),
+            *record_fields(**mutable),
         ]
         reply = await self._run("SUBMIT", keys, args)
         tag = reply[0]
@@ -313,7 +220,7 @@ class RedisTaskQueue:
     async def get(self, task_id: str) -> TaskRecord | None:
         """The record, or None when unknown or expired."""
         row = await self._redis.hgetall(self._key(TASK_KEY, task_id=task_id))
-        return _to_record(cast(dict[str, str], row))  # decode_responses=True: str keys and values
+        return to_record(cast(dict[str, str], row))  # decode_responses=True: str keys and values
 
     async def list_tasks(
         self, tenant: str, filters: TaskFilter, page_no: int, page_size: int, *, oldest_first: bool = False
@@ -343,7 +250,7 @@ class RedisTaskQueue:
         pipe = self._redis.pipeline(transaction=False)
         for task_id in ids:
             pipe.hgetall(self._key(TASK_KEY, task_id=task_id))
-        records = [r for r in map(_to_record, await pipe.execute()) if r is not None and r.tenant == tenant]
+        records = [r for r in map(to_record, await pipe.execute()) if r is not None and r.tenant == tenant]
         return records, int(total)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
@@ -351,7 +258,7 @@ class RedisTaskQueue:
         reply = await self._run(
             "CANCEL", [self._key(TASK_KEY, task_id=task_id)], [repr(time.time()), task_id]
         )
-        return _to_record(reply[1:]) if reply[0] == "ok" else None
+        return to_record(reply[1:]) if reply[0] == "ok" else None
 
     async def depth(self) -> int:
         """Jobs waiting to be claimed: the tenants' pending lists together."""
@@ -411,7 +318,7 @@ class RedisTaskQueue:
                 if self._observer is not None:
                     self._observer.job_dead_lettered()
                 poisoned = await self.get(reply[1])
-                await self._log_failure(poisoned.model if poisoned else "", POISON_CODE)
+                await self._presence.log_failure(poisoned.model if poisoned else "", POISON_CODE)
             if reply[0] not in ("skip", "poison"):
                 claim = self._to_claim(reply, consumer)
                 if claim is not None and self._observer is not None:
@@ -432,7 +339,7 @@ class RedisTaskQueue:
         if reply[0] != "claim":
             return None
         row = dict(zip(reply[1::2], reply[2::2], strict=True))
-        record = _to_record(row)
+        record = to_record(row)
         if record is None:
             return None
         return Claim(record.task_id, record.attempt, row["entry"], consumer, record)
@@ -440,7 +347,7 @@ class RedisTaskQueue:
     async def _write(self, claim: Claim, mode: str, **values: Any) -> bool:
         keys = [self._key(TASK_KEY, task_id=claim.task_id), self._stream, self._key(ROTATION_KEY)]
         args = [claim.attempt, mode, self._group, claim.entry_id, claim.consumer, claim.task_id]
-        reply = await self._run("FENCED", keys, [*args, self._ttl_s * 1000, *_fields(**values)])
+        reply = await self._run("FENCED", keys, [*args, self._ttl_s * 1000, *record_fields(**values)])
         return bool(reply[0] == "ok")
 
     async def heartbeat(self, claim: Claim) -> bool:
@@ -468,7 +375,7 @@ class RedisTaskQueue:
             claim, "final", status=TaskStatus.FAILED, end_time=time.time(), code=code, message=message
         )
         if failed:
-            await self._log_failure(claim.record.model, code)
+            await self._presence.log_failure(claim.record.model, code)
         return failed
 
     async def release(self, claim: Claim) -> None:
@@ -476,60 +383,26 @@ class RedisTaskQueue:
         and the tenant at the front of the rotation, so the next claim anywhere takes it."""
         await self._write(claim, "release", status=TaskStatus.PENDING)
 
-    # -- worker presence -----------------------------------------------------------------------
+    # -- worker presence and the operators' view (redis_presence.py) -------------------------
     async def announce(self, worker: str, models: Sequence[str], ttl_s: float) -> None:
-        """One hash field per worker; Redis 7.0 has no per-field TTL, so readers prune."""
-        body = json.dumps({"until": time.time() + ttl_s, "models": sorted(models)})
-        await self._redis.hset(self._key(PRESENCE_KEY), worker, body)
+        """Record that `worker` serves `models` for the next `ttl_s` seconds."""
+        await self._presence.announce(worker, models, ttl_s)
 
     async def served_models(self) -> set[str]:
         """Models of workers whose announcement has not run out."""
-        return {model for models in (await self.workers()).values() for model in models}
+        return {model for models in (await self._presence.workers()).values() for model in models}
 
-    # -- the operators' view -------------------------------------------------------------------
     async def workers(self) -> dict[str, frozenset[str]]:
-        """Workers whose announcement has not run out, and their models; stale fields are removed."""
-        key = self._key(PRESENCE_KEY)
-        now = time.time()
-        live: dict[str, frozenset[str]] = {}
-        stale = []
-        presence = cast("dict[str, str]", await self._redis.hgetall(key))
-        for worker, raw in presence.items():
-            entry = json.loads(raw)
-            if entry["until"] > now:
-                live[worker] = frozenset(entry["models"])
-            else:
-                stale.append(worker)
-        if stale:
-            await self._redis.hdel(key, *stale)
-        return live
+        """Workers whose announcement has not run out, and their models."""
+        return await self._presence.workers()
 
     async def running(self) -> dict[str, int]:
-        """Claimed jobs whose record is RUNNING, per model: the stream holds only claimed jobs
-        (commits and releases XDEL theirs)."""
-        entries = cast("list[tuple[str, dict[str, str]]]", await self._redis.xrange(self._stream))
-        task_ids = {fields[STREAM_FIELD] for _id, fields in entries}
-        pipe = self._redis.pipeline(transaction=False)
-        for task_id in task_ids:
-            pipe.hmget(self._key(TASK_KEY, task_id=task_id), "json", "status")
-        rows = await pipe.execute() if task_ids else []
-        running = (json.loads(frozen)["model"] for frozen, status in rows if frozen and status == "RUNNING")
-        return dict(Counter(running))
+        """RUNNING jobs per model."""
+        return await self._presence.running()
 
     async def failures(self, since: float) -> dict[str, int]:
-        """Entries of the failures stream from `since` on (entry ids are epoch milliseconds), by code."""
-        rows = await self._redis.xrange(self._key(FAILURES_KEY), min=f"{int(since * 1000)}-0")
-        return dict(Counter(fields["code"] for _id, fields in cast("list[tuple[str, dict[str, str]]]", rows)))
-
-    async def _log_failure(self, model: str, code: str) -> None:
-        # After the fenced commit, not inside it: a worker dying in between leaves one failure
-        # uncounted in the operators' view, and nothing else.
-        await self._redis.xadd(
-            self._key(FAILURES_KEY),
-            {"code": code, "model": model},
-            maxlen=FAILURES_MAXLEN,
-            approximate=True,
-        )
+        """Tasks that became FAILED at or after `since`, by code."""
+        return await self._presence.failures(since)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def ping(self) -> bool:

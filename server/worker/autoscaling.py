@@ -75,7 +75,8 @@ async def read_queue_load(queue_url: str, prefix: str) -> QueueLoad:
     import redis.asyncio as aioredis
     from redis.exceptions import ResponseError
 
-    from server.jobs.redis import GROUP_NAME, STREAM_KEY, RedisTaskQueue
+    from server.jobs.redis import RedisTaskQueue
+    from server.jobs.redis_layout import GROUP_NAME, STREAM_KEY
 
     client = aioredis.Redis.from_url(
         queue_url, decode_responses=True, socket_timeout=5.0, socket_connect_timeout=5.0
@@ -108,7 +109,7 @@ class QueueLagPolicy:
         read_load: LoadReader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from server.jobs.redis import DEFAULT_PREFIX
+        from server.jobs.redis_layout import DEFAULT_PREFIX
 
         self.queue_url = queue_url or os.environ.get("PADDOCK_QUEUE_URL", "")
         if urlsplit(self.queue_url).scheme.lower() not in REDIS_SCHEMES:

@@ -26,7 +26,7 @@ from ray import serve
 
 from server.jobs import make_task_queue
 from server.jobs.job import TaskRecord
-from server.jobs.redis import GROUP_NAME, STREAM_KEY
+from server.jobs.redis_layout import GROUP_NAME, STREAM_KEY
 from server.worker.deployment import APP_NAME, DEPLOYMENT_NAME, build_app
 from tests.live_server import LiveServer, paddock_process
 
