@@ -9,13 +9,16 @@ A spec with `ulysses_degree > 1` or `cfg_parallel: true` is served by a `Paralle
   they build the same backend with the factory rank 0 hands them, then wait for commands;
 - per forward, rank 0 broadcasts a command and the inputs' metadata (`broadcast_object_list`),
   then each tensor (`broadcast`); every rank calls its transformer, which diffusers' context
-  parallel plan (Ulysses) shards over the sequence and gathers again at `proj_out`;
+  parallel plan (Ulysses) shards over the sequence and gathers again at `proj_out`; a module
+  with its own Ulysses (`UlyssesModule`, MagiHuman's packed transformer) is handed the group
+  instead, and shards any token count itself;
 - CFG parallel splits the batch (cond half, uncond half: `guided_forward`'s order) across the
   rank groups of a ("cfg", "ring", "ulysses") device mesh and all-gathers the halves.
 
 Limits: one group per process (diffusers builds its mesh on the default process group); only
 Ulysses (ring attention needs an LSE-returning attention backend, which CPU/gloo lacks); the token
-count of one sample must divide by `ulysses_degree` (gloo cannot all-gather uneven shards).
+count of one sample must divide by `ulysses_degree` for diffusers' plan (gloo cannot all-gather
+uneven shards; a `UlyssesModule` takes any count); a `UlyssesModule` takes no CFG parallel.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 import torch
@@ -51,6 +54,14 @@ READY_KEY = "paddock/ready"
 # Builds the backend of a spec on each rank: a top-level function (`model.backends.create_backend`),
 # so it pickles by reference for spawned processes and Ray actors.
 BackendFactory = Callable[[ModelSpec], "Backend[Any]"]
+
+
+@runtime_checkable
+class UlyssesModule(Protocol):
+    """A transformer entry that implements Ulysses itself: every rank calls it with the whole
+    batch, it shards the sequence over `group` and returns the whole output on every rank."""
+
+    def enable_ulysses(self, group: Any) -> None: ...
 
 
 class ParallelGroupError(RuntimeError):
@@ -120,11 +131,14 @@ def _cpu_device_count() -> Iterator[None]:
 
 
 def _transformers(backend: Backend[Any]) -> list[Any]:
-    """The backend's transformers in a fixed order (the same on every rank: same construction)."""
+    """The backend's transformers in a fixed order (the same on every rank: same construction):
+    those of its diffusers pipelines, and its own `UlyssesModule` entries."""
     from diffusers import DiffusionPipeline
 
     found: list[Any] = []
     for value in vars(backend).values():
+        if isinstance(value, UlyssesModule):
+            found.append(value)
         if not isinstance(value, DiffusionPipeline):
             continue
         for name in ("transformer", "transformer_2"):
@@ -179,6 +193,9 @@ class _Member:
         from diffusers import ContextParallelConfig
 
         for module in self.modules:
+            if isinstance(module, UlyssesModule):
+                module.enable_ulysses(mesh.get_group("ulysses"))
+                continue
             heads = module.config.num_attention_heads
             if heads % self.layout.ulysses:
                 raise ValueError(
@@ -193,9 +210,8 @@ class _Member:
 
     def compute(self, transformer: Any, inputs: dict[str, Any]) -> torch.Tensor:
         """This rank's part of the forward; every rank returns the whole batch's output."""
-        batch = inputs["hidden_states"].shape[0]
         cfg = self.layout.cfg
-        if cfg == 1 or batch % cfg:
+        if cfg == 1 or inputs["hidden_states"].shape[0] % cfg:
             # nothing to split (an unguided odd batch): every CFG group runs it all, alike
             return transformer(**inputs, return_dict=False)[0]
         part = {k: v.chunk(cfg)[self.cfg_rank] if torch.is_tensor(v) else v for k, v in inputs.items()}
@@ -350,7 +366,8 @@ class ParallelGroup:
     def run(self, transformer: Any, **inputs: Any) -> torch.Tensor:
         """The forward on every rank; ValueError (group intact) for a token count the Ulysses degree
         does not divide; ParallelGroupError once a rank has died or a collective failed."""
-        check_tokens(transformer, inputs["hidden_states"], self.layout.ulysses)
+        if not isinstance(transformer, UlyssesModule):
+            check_tokens(transformer, inputs["hidden_states"], self.layout.ulysses)
         index = next((i for i, m in enumerate(self._member.modules) if m is transformer), None)
         if index is None:
             raise ValueError("this transformer is not one of the group's backend's transformers")

@@ -18,22 +18,39 @@ from torch import nn
 from model.backends.magihuman.attention import AttentionPlan, attend
 from model.backends.magihuman.config import MagiHumanConfig
 from model.backends.magihuman.rope import apply_rope
+from model.backends.magihuman.ulysses import SequenceShard
 
 # Rows of one modality in the packed sequence: a slice when contiguous, an index otherwise,
 # None when the batch has none.
 Rows = slice | torch.Tensor | None
+
+
+def row_count(rows: Rows) -> int:
+    """How many rows `rows` selects."""
+    if rows is None:
+        return 0
+    if isinstance(rows, slice):
+        return int(rows.stop) - int(rows.start)
+    return int(rows.numel())
+
 
 _ALPHA, _LIMIT = 1.702, 7.0
 
 
 @dataclass(frozen=True)
 class TokenLayout:
-    """What every packed row is, computed once per forward and read by every layer."""
+    """What every row this rank holds is, computed once per forward and read by every layer.
+
+    Without context parallelism the rows are the whole packed sequence. With a Ulysses `shard`
+    they are the shard's rows (`rows`, `sin` and `cos` in shard coordinates), while `plan`
+    still describes the whole sequence, which attention sees after its all-to-all.
+    """
 
     rows: tuple[Rows, ...]  # per modality, in modality-id order
-    sin: torch.Tensor  # RoPE tables [tokens, 3 x bands]
+    sin: torch.Tensor  # RoPE tables [rows, 3 x bands]
     cos: torch.Tensor
     plan: AttentionPlan
+    shard: SequenceShard | None = None
 
 
 def gelu7(x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +156,13 @@ class Attention(nn.Module):
         k = self.k_norm(k.reshape(tokens, self.kv_heads, self.head_dim), layout.rows)
         q, k = apply_rope(q, layout.sin, layout.cos), apply_rope(k, layout.sin, layout.cos)
         v = v.reshape(tokens, self.kv_heads, self.head_dim)
-        out = attend(q.to(dtype), k.to(dtype), v.to(dtype), layout.plan, self.local)
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+        if layout.shard is None:
+            out = attend(q, k, v, layout.plan, self.local)
+        else:
+            shard = layout.shard
+            q, k, v = shard.rows_to_heads(q), shard.rows_to_heads(k), shard.rows_to_heads(v)
+            out = shard.heads_to_rows(attend(q, k, v, layout.plan, self.local))
         if self.gates:
             out = out * torch.sigmoid(gate.reshape(tokens, self.heads, 1))
         return self.out(out.reshape(tokens, -1), layout.rows)

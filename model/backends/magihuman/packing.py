@@ -14,8 +14,8 @@ latent frames and text spans [0, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import torch
 
@@ -80,6 +80,16 @@ class PackedBatch:
     def cu_seqlens(self) -> list[int]:
         """Row boundaries of the jobs: job i has rows cu_seqlens[i] .. cu_seqlens[i + 1]."""
         return [0, *(job.span.end for job in self.jobs)]
+
+    def as_inputs(self) -> dict[str, Any]:
+        """The batch as keyword inputs: tensors and small picklable values, which a parallel
+        group broadcasts to its ranks (`rows` are left out: `from_inputs` rebuilds them)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rows"}
+
+    @classmethod
+    def from_inputs(cls, inputs: dict[str, Any]) -> PackedBatch:
+        """The inverse of `as_inputs`."""
+        return cls(**inputs, rows=modality_rows(inputs["modality"]))
 
 
 def patchify(latent: torch.Tensor, patch_size: tuple[int, int, int]) -> torch.Tensor:
@@ -153,6 +163,13 @@ def _rows(indices: list[torch.Tensor], device: torch.device) -> Rows:
     if last - first + 1 == index.numel():
         return slice(first, last + 1)
     return index.to(device)
+
+
+def modality_rows(modality: torch.Tensor) -> tuple[Rows, ...]:
+    """The rows of each modality in a sequence whose row i has modality `modality[i]`."""
+    return tuple(
+        _rows([(modality == kind).nonzero().flatten()], modality.device) for kind in range(NUM_MODALITIES)
+    )
 
 
 def pack(samples: Sequence[SampleInput], config: PackingConfig) -> PackedBatch:
