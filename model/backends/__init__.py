@@ -20,6 +20,7 @@ BACKENDS: dict[str, str] = {
     "wan-i2v": "model.backends.wan.i2v:WanI2VBackend",
     "wan-vace": "model.backends.wan.vace:WanVACEBackend",
     "ltx2": "model.backends.ltx2.backend:LTX2Backend",
+    "magihuman": "model.backends.magihuman.backend:MagiHumanBackend",
 }
 
 __all__ = ["BACKENDS", "backend_class", "create_backend", "save_tiny"]

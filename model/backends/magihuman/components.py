@@ -30,6 +30,8 @@ from model.backends.tiny import build_byte_tokenizer
 
 TINY_TEXT_WIDTH = 32
 TINY_TEXT_TOKENS = 64
+# Scales the tiny audio decoder's output to about 0.1 RMS from unit-variance latents.
+TINY_AUDIO_GAIN = 16.0
 # The released pipeline's fixed negative prompt: the unguided half of the base DiT's CFG is
 # conditioned on it (picture, sound and speech faults).
 NEGATIVE_PROMPT = (
@@ -155,11 +157,14 @@ def build_tiny_vae(seed: int) -> Any:
 
 def build_tiny_audio_vae(seed: int) -> Any:
     """An Oobleck VAE with the released strides (2048 samples per latent, 64 channels, stereo)
-    at toy width."""
+    at toy width.
+
+    Its decoder has no biases and a louder last layer: random biases alone would make a loud
+    constant hum that hardly depends on the latents, so the sound would not be the model's."""
     from diffusers import AutoencoderOobleck
 
     torch.manual_seed(seed)
-    return AutoencoderOobleck(
+    vae = AutoencoderOobleck(
         encoder_hidden_size=4,
         downsampling_ratios=[2, 4, 4, 8, 8],
         channel_multiples=[1, 2, 4, 8, 16],
@@ -168,6 +173,12 @@ def build_tiny_audio_vae(seed: int) -> Any:
         audio_channels=2,
         sampling_rate=51200,
     ).eval()
+    with torch.no_grad():
+        for name, param in vae.decoder.named_parameters():
+            if name.endswith("bias"):
+                param.zero_()
+        vae.decoder.conv2.weight_g.mul_(TINY_AUDIO_GAIN)
+    return vae
 
 
 def build_tiny_transformer(seed: int, *, local_attention: bool = False) -> MagiHumanTransformer:
@@ -184,8 +195,11 @@ def build_tiny_transformer(seed: int, *, local_attention: bool = False) -> MagiH
     return model.eval()
 
 
-def build_tiny_components(seed: int = 0, *, with_sr: bool = False) -> MagiHumanComponents:
-    """All components at toy sizes, offline; `with_sr` adds a frame-local SR transformer."""
+def build_tiny_components(
+    seed: int = 0, *, with_sr: bool = False, sr_local_attention: bool = True
+) -> MagiHumanComponents:
+    """All components at toy sizes, offline; `with_sr` adds an SR transformer, frame-local
+    (as the 1080p one) unless `sr_local_attention` is False (as the 540p one)."""
     tokenizer = build_byte_tokenizer(TINY_TEXT_TOKENS)
     return MagiHumanComponents(
         transformer=build_tiny_transformer(seed),
@@ -193,7 +207,9 @@ def build_tiny_components(seed: int = 0, *, with_sr: bool = False) -> MagiHumanC
         tokenizer=tokenizer,
         vae=build_tiny_vae(seed),
         audio_vae=build_tiny_audio_vae(seed),
-        sr_transformer=build_tiny_transformer(seed + 1, local_attention=True) if with_sr else None,
+        sr_transformer=(
+            build_tiny_transformer(seed + 1, local_attention=sr_local_attention) if with_sr else None
+        ),
         text_max_tokens=TINY_TEXT_TOKENS,
     )
 
@@ -210,37 +226,59 @@ def save_components(components: MagiHumanComponents, root: str | Path) -> None:
     components.tokenizer.save_pretrained(root / "tokenizer")
 
 
+@dataclass(frozen=True)
+class ComponentPaths:
+    """Where each component of a model is on disk."""
+
+    transformer: Path  # a released-layout folder or a diffusers-style transformer/
+    text_encoder: Path
+    tokenizer: Path
+    vae: Path
+    audio_vae: Path
+    sr: Path | None = None
+
+    @classmethod
+    def folder(cls, root: str | Path) -> ComponentPaths:
+        """The components of a diffusers-style folder (`transformer/`, optional `sr/`, `vae/`,
+        `audio_vae/`, `text_encoder/`, and `tokenizer/` or the tokenizer in `text_encoder/`)."""
+        root = Path(root)
+        tokenizer = root / "tokenizer" if (root / "tokenizer").is_dir() else root / "text_encoder"
+        sr = root / "sr" if (root / "sr").is_dir() else None
+        return cls(
+            root / "transformer", root / "text_encoder", tokenizer, root / "vae", root / "audio_vae", sr
+        )
+
+
 def load_components(
-    root: str | Path,
+    where: str | Path | ComponentPaths,
     *,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "cpu",
     sr_local_attn_layers: tuple[int, ...] | None = None,
 ) -> MagiHumanComponents:
-    """Load a diffusers-style folder. `dtype` is the transformers' matmul dtype and the text
-    encoder's and video VAE's weight dtype, as the original runs them (bf16 for the released
-    weights); the audio VAE stays fp32. `sr_local_attn_layers` sets the SR DiT's frame-local
-    layers."""
+    """Load a diffusers-style folder, or the components at `ComponentPaths`. `dtype` is the
+    transformers' matmul dtype and the text encoder's and video VAE's weight dtype, as the
+    original runs them (bf16 for the released weights); the audio VAE stays fp32.
+    `sr_local_attn_layers` sets the SR DiT's frame-local layers."""
     from diffusers import AutoencoderKLWan, AutoencoderOobleck
     from transformers import AutoTokenizer, T5GemmaEncoderModel
 
-    root = Path(root)
-    tokenizer_dir = root / "tokenizer" if (root / "tokenizer").is_dir() else root / "text_encoder"
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    paths = where if isinstance(where, ComponentPaths) else ComponentPaths.folder(where)
+    tokenizer = AutoTokenizer.from_pretrained(paths.tokenizer)
     sr = None
-    if (root / "sr").is_dir():
-        sr = load_transformer(root / "sr", dtype=dtype, device=device, local_attn_layers=sr_local_attn_layers)
+    if paths.sr is not None:
+        sr = load_transformer(paths.sr, dtype=dtype, device=device, local_attn_layers=sr_local_attn_layers)
     return MagiHumanComponents(
-        transformer=load_transformer(root / "transformer", dtype=dtype, device=device),
+        transformer=load_transformer(paths.transformer, dtype=dtype, device=device),
         # The released text encoder is the whole encoder-decoder checkpoint; only its encoder loads.
         text_encoder=T5GemmaEncoderModel.from_pretrained(
-            root / "text_encoder", is_encoder_decoder=False, dtype=dtype
+            paths.text_encoder, is_encoder_decoder=False, dtype=dtype
         )
         .to(device)
         .eval(),
         tokenizer=tokenizer,
-        vae=AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=dtype).to(device).eval(),
-        audio_vae=AutoencoderOobleck.from_pretrained(root / "audio_vae", torch_dtype=torch.float32)
+        vae=AutoencoderKLWan.from_pretrained(paths.vae, torch_dtype=dtype).to(device).eval(),
+        audio_vae=AutoencoderOobleck.from_pretrained(paths.audio_vae, torch_dtype=torch.float32)
         .to(device)
         .eval(),
         sr_transformer=sr,

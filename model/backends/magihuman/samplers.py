@@ -17,6 +17,7 @@ diffusers' UniPC is handed that grid (its own default starts at 1.0).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -66,9 +67,33 @@ def guided(cond: torch.Tensor, uncond: torch.Tensor, scale: float | torch.Tensor
     return uncond + scale * (cond - uncond)
 
 
-def video_guidance_scale(timestep: int) -> float:
-    """The base DiT's video guidance at `timestep` (0..1000): strong early, weak late."""
-    return VIDEO_GUIDANCE if timestep > GUIDANCE_BOUNDARY else VIDEO_GUIDANCE_LATE
+def video_guidance_scale(
+    timestep: int, early: float = VIDEO_GUIDANCE, late: float = VIDEO_GUIDANCE_LATE
+) -> float:
+    """The base DiT's video guidance at `timestep` (0..1000): `early` while t > 500, then `late`."""
+    return early if timestep > GUIDANCE_BOUNDARY else late
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """A job's classifier-free guidance scales on the base DiT: video `early` while t > 500,
+    then `late`; audio `audio` throughout."""
+
+    early: float = VIDEO_GUIDANCE
+    late: float = VIDEO_GUIDANCE_LATE
+    audio: float = AUDIO_GUIDANCE
+
+    def video(self, timestep: int) -> float:
+        return video_guidance_scale(timestep, self.early, self.late)
+
+    def apply(
+        self,
+        timestep: int,
+        cond: tuple[torch.Tensor, torch.Tensor],
+        uncond: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Guided (video, audio) velocities from the conditional and unconditional ones."""
+        return guided(cond[0], uncond[0], self.video(timestep)), guided(cond[1], uncond[1], self.audio)
 
 
 def overwrite_first_frame(video: torch.Tensor, image_latent: torch.Tensor) -> torch.Tensor:

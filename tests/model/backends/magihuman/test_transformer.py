@@ -8,7 +8,7 @@ import torch
 from model.backends.magihuman.config import AUDIO, TEXT, VIDEO, tiny_config
 from model.backends.magihuman.packing import PackingConfig, pack, unpack
 from model.backends.magihuman.transformer import MagiHumanTransformer
-from tests.model.magihuman.conftest import make_sample
+from tests.support.magihuman import make_sample
 
 
 def run(model: MagiHumanTransformer, samples: list, config: PackingConfig | None = None) -> list:

@@ -15,7 +15,7 @@ from model.backends.magihuman.packing import (
     unpack,
     unpatchify,
 )
-from tests.model.magihuman.conftest import make_sample
+from tests.support.magihuman import make_sample
 
 PATCH = (1, 2, 2)
 

@@ -61,10 +61,13 @@ def qkv(tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     )
 
 
-def test_packed_samples_attend_only_within_themselves() -> None:
+@pytest.mark.parametrize("padded", [False, True], ids=["one-call-each", "padded-with-key-mask"])
+def test_packed_samples_attend_only_within_themselves(padded: bool) -> None:
     packed = spans()
     q, k, v = qkv(packed[-1].end)
-    out = attend(q, k, v, AttentionPlan.build(packed, 11, q.device), local=False)
+    plan = AttentionPlan.build(packed, 11, q.device, padded=padded)
+    assert (plan.key_mask is not None) == padded
+    out = attend(q, k, v, plan, local=False)
     torch.testing.assert_close(out, dense(q, k, v, allowed(packed, None)), atol=1e-5, rtol=1e-5)
 
 

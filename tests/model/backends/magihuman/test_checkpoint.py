@@ -21,7 +21,7 @@ from model.backends.magihuman.checkpoint import (
 from model.backends.magihuman.config import released_config
 from model.backends.magihuman.packing import PackingConfig, pack
 from model.backends.magihuman.transformer import MagiHumanTransformer
-from tests.model.magihuman.conftest import make_sample
+from tests.support.magihuman import make_sample
 
 
 def outputs(model: MagiHumanTransformer) -> tuple[torch.Tensor, torch.Tensor]:
