@@ -82,29 +82,41 @@ HAPPYHORSE_NAMES: dict[str, TaskFamily] = {
     "happyhorse-1.0-video-edit": TaskFamily.VIDEO_EDIT,
 }
 
-# The tiny random-weight backend serving each family by default (DESIGN.md §5).
+# The tiny random-weight backend serving each family by default (DESIGN.md §5): the
+# single-stream audio-video transformer (daVinci-MagiHuman) for t2v and i2v, so the default
+# output's sound is the model's; Wan VACE for r2v and video editing.
 DEFAULT_BACKENDS: dict[TaskFamily, str] = {
-    TaskFamily.T2V: "wan-ti2v",
-    TaskFamily.I2V: "wan-ti2v",
+    TaskFamily.T2V: "magihuman",
+    TaskFamily.I2V: "magihuman",
     TaskFamily.R2V: "wan-vace",
     TaskFamily.VIDEO_EDIT: "wan-vace",
 }
 
+# Spec defaults a backend needs unless a spec says otherwise: the latent grids of Wan 2.2 TI2V
+# and MagiHuman (VAE 16 x patch 2) take sizes in multiples of 32; MagiHuman's distilled DiT
+# samples in 8 steps.
+BACKEND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wan-ti2v": {"size_multiple": 32},
+    "magihuman": {"size_multiple": 32, "num_inference_steps": 8},
+}
+
 
 def default_registry() -> dict[str, ModelSpec]:
-    """Every HappyHorse name served by a tiny random-weight Wan model on CPU."""
+    """Every HappyHorse name served by a tiny random-weight model on CPU (`DEFAULT_BACKENDS`)."""
     specs = {}
     for name, family in HAPPYHORSE_NAMES.items():
         backend = DEFAULT_BACKENDS[family]
-        multiple = 32 if backend == "wan-ti2v" else 16
-        specs[name] = ModelSpec(name=name, family=family, backend=backend, size_multiple=multiple)
+        specs[name] = ModelSpec(
+            name=name, family=family, backend=backend, **BACKEND_DEFAULTS.get(backend, {})
+        )
     return specs
 
 
 def load_registry(path: str | Path | None) -> dict[str, ModelSpec]:
     """Read a `PADDOCK_MODELS` YAML file, or return the built-in catalogue when `path` is None.
 
-    The file maps model names to specs::
+    The file maps model names to specs; a spec's omitted keys take `BACKEND_DEFAULTS`, then
+    `ModelSpec`'s defaults::
 
         models:
           happyhorse-1.0-i2v:
@@ -116,6 +128,36 @@ def load_registry(path: str | Path | None) -> dict[str, ModelSpec]:
             native_fps: 24
             native_pixels: 921600
             size_multiple: 32
+          # daVinci-MagiHuman (backend magihuman, see model.backends.magihuman.settings): the
+          # distilled DiT from the released layout (model.safetensors or its sharded index), the
+          # other components from their own releases, the 1080p SR stage after it.
+          happyhorse-1.0-t2v:
+            backend: magihuman
+            checkpoint: /models/daVinci-MagiHuman/distill
+            devices: [cuda:0, cuda:1]
+            ulysses_degree: 2                # context parallel over both GPUs
+            dtype: bfloat16
+            native_fps: 25                   # the released model's rate
+            native_pixels: 2088960           # 1920x1088 out of the SR stage
+            max_native_frames: 253           # 10 s at 25 fps (frame counts are 4k + 1)
+            num_inference_steps: 8
+            options:
+              variant: distill               # or base: 32 flow UniPC steps with CFG
+              text_encoder: /models/t5gemma-9b-9b-ul2
+              vae: /models/Wan2.2-TI2V-5B-Diffusers/vae
+              audio_vae: /models/stable-audio-open-1.0/vae
+              sr: {checkpoint: /models/daVinci-MagiHuman/1080p_sr, base_pixels: 114688, local_attention: true}
+          # The same model converted to one diffusers-style folder (transformer/, sr/, vae/,
+          # audio_vae/, text_encoder/, tokenizer/): every component is found in it.
+          happyhorse-1.1-i2v:
+            backend: magihuman
+            checkpoint: /models/daVinci-MagiHuman-base-diffusers
+            devices: [cuda:0]
+            dtype: bfloat16
+            native_fps: 25
+            native_pixels: 114688            # 448x256, no SR stage
+            num_inference_steps: 32
+            options: {variant: base}
     """
     if path is None:
         return default_registry()
@@ -136,5 +178,7 @@ def load_registry(path: str | Path | None) -> dict[str, ModelSpec]:
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"{path}: model {name!r} has unknown keys {sorted(unknown)}")
-        specs[name] = replace(ModelSpec(name=name, family=family, backend=body.pop("backend")), **body)
+        backend = body.pop("backend")
+        defaults = BACKEND_DEFAULTS.get(backend, {})
+        specs[name] = replace(ModelSpec(name=name, family=family, backend=backend, **defaults), **body)
     return specs

@@ -60,9 +60,9 @@ def test_t2v(generator: VideoGenerator, tmp_path: Path) -> None:
     result = generator.generate(request(TaskFamily.T2V), tmp_path, progress=lambda s, t: steps.append((s, t)))
     assert result.path == tmp_path / "t2v-7-320x192.mp4"
     check_file(result, 320, 192, 72)
-    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert steps == [(step, 8) for step in range(1, 9)]  # the tiny MagiHuman's distilled 8 steps
     assert {"generate_s", "resample_s", "watermark_s", "encode_s", "total_s"} <= set(result.timings)
-    assert rms(read_mp4(result.path).audio) == 0.0
+    assert rms(read_mp4(result.path).audio) > 0.02  # the model's own sound, not silence
 
 
 def test_i2v_portrait_image(generator: VideoGenerator, tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_bad_requests(generator: VideoGenerator, tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_folder_serves_a_model(tmp_path: Path) -> None:
-    folder = save_tiny("wan-ti2v", tmp_path / "ti2v")
+    folder = save_tiny("magihuman", tmp_path / "magihuman")
     spec = replace(default_registry()["happyhorse-1.0-t2v"], checkpoint=str(folder))
     gen = VideoGenerator({spec.name: spec})
     try:

@@ -80,9 +80,9 @@ def check_job_metrics(before: Scrape, after: Scrape, info: dict[str, Any]) -> No
     assert after.get("paddock_jobs_running") == 0
     assert after.get("paddock_workers_ready") >= 1
     # The engine's steps, recorded on its real path: the good job's denoising steps at least.
-    steps = sum(after.get("paddock_step_duration_seconds_count", model=m) for m in ("wan-ti2v", GOOD))
-    steps -= sum(before.get("paddock_step_duration_seconds_count", model=m) for m in ("wan-ti2v", GOOD))
-    assert steps >= 3
+    steps = sum(after.get("paddock_step_duration_seconds_count", model=m) for m in ("magihuman", GOOD))
+    steps -= sum(before.get("paddock_step_duration_seconds_count", model=m) for m in ("magihuman", GOOD))
+    assert steps >= 8
     assert delta("paddock_batch_size_count") == steps
 
 

@@ -3,16 +3,16 @@ of tests/server/worker): a tiny TI2V spec whose token grid splits over two ranks
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from model.backends.base import Backend
 from model.engine.engine import Engine
-from model.registry import ModelSpec, TaskFamily, default_registry
+from model.registry import ModelSpec, TaskFamily
 from model.sample_jobs import sample_job
 from model.step import NativeJob
+from tests.support.specs import tiny_spec
 
 NAME = "happyhorse-1.0-i2v"
 # 96x64, 5 frames: 2 latent frames x (64/32) x (96/32) = 12 transformer tokens, divisible by 2.
@@ -23,7 +23,7 @@ ENGINE_TOL, STOCK_TOL = 1e-6, 1e-5
 
 def base_spec(**changes: Any) -> ModelSpec:
     """The tiny TI2V spec, one torch thread per rank (the test machine has two cores)."""
-    return replace(default_registry()[NAME], options={"threads": 1}, **changes)
+    return tiny_spec("wan-ti2v", NAME, options={"threads": 1}, **changes)
 
 
 def make_job(

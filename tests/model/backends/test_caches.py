@@ -9,8 +9,9 @@ from model.backends import create_backend
 from model.backends.caches import cache_config
 from model.backends.wan.backend import WanBackend
 from model.engine.engine import Engine
-from model.registry import TaskFamily, default_registry
+from model.registry import TaskFamily
 from model.sample_jobs import sample_job
+from tests.support.specs import tiny_spec
 from tests.support.stepcheck import leftover_cache_contexts, with_options
 
 CACHES = [
@@ -21,7 +22,7 @@ CACHES = [
 
 @pytest.mark.parametrize("cache", CACHES, ids=lambda c: c["type"])
 def test_cached_job_is_unchanged_by_other_cached_jobs(cache: dict[str, object]) -> None:
-    spec = default_registry()["happyhorse-1.0-i2v"]
+    spec = tiny_spec("wan-ti2v")
     plain = create_backend(spec)
     cached = create_backend(with_options(spec, cache=cache))
     job = sample_job(TaskFamily.T2V, 7, steps=6)

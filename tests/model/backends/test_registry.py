@@ -13,7 +13,7 @@ from model.backends import BACKENDS, backend_class, save_tiny
 from model.registry import TaskFamily
 
 REPO = Path(__file__).resolve().parents[3]
-FAMILY_MODULES = ("model.backends.wan", "model.backends.ltx2")
+FAMILY_MODULES = ("model.backends.wan", "model.backends.ltx2", "model.backends.magihuman")
 
 
 def loaded_modules(code: str) -> set[str]:
@@ -45,7 +45,7 @@ def test_loading_one_backend_imports_no_other(name: str, own: str, others: tuple
 
 
 def test_every_registered_name_is_its_class_name() -> None:
-    assert set(BACKENDS) == {"wan-ti2v", "wan-t2v", "wan-i2v", "wan-vace", "ltx2"}
+    assert set(BACKENDS) == {"wan-ti2v", "wan-t2v", "wan-i2v", "wan-vace", "ltx2", "magihuman"}
     for name in BACKENDS:
         assert backend_class(name).name == name
     assert backend_class("wan-i2v").families == frozenset({TaskFamily.I2V})

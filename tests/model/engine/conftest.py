@@ -8,9 +8,9 @@ import pytest
 
 from model.backends import create_backend
 from model.backends.base import Backend
-from model.registry import default_registry
+from tests.support.specs import tiny_spec
 
 
 @pytest.fixture(scope="module")
 def ti2v() -> Backend[Any]:
-    return create_backend(default_registry()["happyhorse-1.0-i2v"])
+    return create_backend(tiny_spec("wan-ti2v"))

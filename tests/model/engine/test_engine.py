@@ -13,9 +13,10 @@ from model.backends import create_backend
 from model.backends.base import Backend
 from model.backends.wan.backend import WanBackend
 from model.engine.engine import Engine
-from model.registry import TaskFamily, default_registry
+from model.registry import TaskFamily
 from model.request import EngineShutdown
 from model.sample_jobs import sample_job
+from tests.support.specs import tiny_spec
 from tests.support.stepcheck import leftover_cache_contexts, max_diff, with_options
 
 TOL = 1e-4
@@ -64,7 +65,7 @@ def test_progress_reports_every_step_and_a_raising_callback_fails_only_its_job(t
 def test_finished_and_failed_jobs_release_their_backend_state() -> None:
     """A step cache keeps hook state per job; the engine has the backend drop it at the end of
     every job, the one that finishes and the one whose progress raises."""
-    spec = with_options(default_registry()["happyhorse-1.0-i2v"], cache={"type": "first_block"})
+    spec = with_options(tiny_spec("wan-ti2v"), cache={"type": "first_block"})
     cached = create_backend(spec)
 
     def fail_at_two(step: int, total: int) -> None:

@@ -12,8 +12,9 @@ import torch
 
 from model.backends import backend_class, create_backend
 from model.backends.wan.backend import WanBackend
-from model.registry import ModelSpec, TaskFamily, default_registry
+from model.registry import ModelSpec, TaskFamily
 from model.sample_jobs import sample_job
+from tests.support.specs import tiny_spec
 from tests.support.stepcheck import max_diff, run_together
 
 # case -> (backend, family, two_experts, tolerance of the reloaded stock frames)
@@ -45,7 +46,7 @@ def test_save_tiny_loads_back_to_the_same_frames(case: str, tmp_path: Path) -> N
 
 def test_checkpoint_dtype_keeps_the_vae_in_float32(tmp_path: Path) -> None:
     backend_class("wan-ti2v").save_tiny(tmp_path)
-    spec = replace(default_registry()["happyhorse-1.0-t2v"], checkpoint=str(tmp_path), dtype="bfloat16")
+    spec = tiny_spec("wan-ti2v", "happyhorse-1.0-t2v", checkpoint=str(tmp_path), dtype="bfloat16")
     backend = create_backend(spec)
     assert isinstance(backend, WanBackend)
     assert backend.pipe.transformer.dtype == torch.bfloat16

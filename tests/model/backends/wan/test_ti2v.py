@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from model.backends import create_backend
 from model.backends.wan.ti2v import WanTI2VBackend
-from model.registry import TaskFamily, default_registry
+from model.registry import TaskFamily
 from model.sample_jobs import sample_job
+from tests.support.specs import tiny_spec
 from tests.support.stepcheck import max_diff, run_together
 
 
 def test_t2v_and_i2v_share_modules_and_forwards() -> None:
-    backend = create_backend(default_registry()["happyhorse-1.0-t2v"])
+    backend = create_backend(tiny_spec("wan-ti2v", "happyhorse-1.0-t2v"))
     assert isinstance(backend, WanTI2VBackend)
     assert backend.i2v.transformer is backend.pipe.transformer
     assert backend.i2v.scheduler is backend.pipe.scheduler  # the sampler option reaches both
