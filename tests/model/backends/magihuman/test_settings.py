@@ -3,6 +3,7 @@ components are on disk in either layout; the registry's YAML example reads."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -77,13 +78,22 @@ def test_a_released_layout_transformer_takes_its_components_from_the_options(tmp
     assert MagiHumanSettings.of(spec(**options, sr=sr)).component_paths(str(tmp_path)).sr == Path("/sr1080")
 
 
-def test_the_registry_example_reads_and_its_magihuman_models_are_valid(tmp_path: Path) -> None:
-    docstring = registry.load_registry.__doc__
-    assert docstring is not None
+README = Path(__file__).resolve().parents[4] / "README.md"
+
+
+@pytest.mark.parametrize("source", ["registry docstring", "README"])
+def test_the_documented_examples_read_and_their_magihuman_models_are_valid(
+    source: str, tmp_path: Path
+) -> None:
+    if source == "README":
+        blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+        text = next(block for block in blocks if "backend: magihuman" in block)
+    else:
+        assert registry.load_registry.__doc__ is not None
+        text = textwrap.dedent(registry.load_registry.__doc__.split("::\n", 1)[1])
     example = tmp_path / "models.yaml"
-    example.write_text(textwrap.dedent(docstring.split("::\n", 1)[1]))
-    specs = registry.load_registry(example)
-    magihuman = [s for s in specs.values() if s.backend == "magihuman"]
+    example.write_text(text)
+    magihuman = [s for s in registry.load_registry(example).values() if s.backend == "magihuman"]
     assert len(magihuman) == 2
     distill, base = (MagiHumanSettings.of(s) for s in magihuman)
     assert distill.sr is not None and distill.sr.local_attention and not distill.guided
