@@ -175,6 +175,7 @@ class PrometheusMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._objects = {spec.name: self._build(spec) for spec in METRICS}
+        self._children: dict[tuple[str, ...], MetricWrapperBase] = {}
         self.set("paddock_build_info", 1, {"version": _version(), "python": platform.python_version()})
 
     def _build(self, spec: MetricDef) -> MetricWrapperBase:
@@ -186,8 +187,14 @@ class PrometheusMetrics:
         return Histogram(**common, registry=self.registry, buckets=spec.buckets or ())  # type: ignore[arg-type]
 
     def _child(self, name: str, labels: Mapping[str, str]) -> MetricWrapperBase:
-        metric = self._objects[name]
-        return metric.labels(**labels) if labels else metric
+        # Labels are bounded (module docstring), so the children are too: keep them rather than
+        # resolve them with `labels()` on every request.
+        key = (name, *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            metric = self._objects[name]
+            child = self._children[key] = metric.labels(**labels) if labels else metric
+        return child
 
     def inc(self, name: str, amount: float, labels: Mapping[str, str]) -> None:
         self._child(name, labels).inc(amount)  # type: ignore[attr-defined]

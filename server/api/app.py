@@ -29,7 +29,6 @@ from server.api.middleware import (
     INTERNAL_MESSAGE,
     BodyLimitMiddleware,
     ObservabilityMiddleware,
-    UnhandledErrorMiddleware,
 )
 from server.api.openai import routes as openai_routes
 from server.api.openai.service import VideosService
@@ -134,6 +133,8 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,
     )
+    # First, so the poll route is matched before any other.
+    app.router.routes.append(task_routes.QUERY_ROUTE)
     app.include_router(task_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(upload_routes.router)
@@ -144,7 +145,6 @@ def create_app(
     _install_error_handlers(app)
     install_openapi(app, list(wiring.registry), extra_models=(CreateVideoRequest, RemixVideoRequest))
     # add_middleware wraps what is there already: the last one added is the outermost.
-    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
     app.add_middleware(ObservabilityMiddleware, recorder=recorder)
     return app
@@ -200,7 +200,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # Only for errors outside UnhandledErrorMiddleware (in the outer middleware). Starlette
+        # Only for errors outside ObservabilityMiddleware's own handling (in itself). Starlette
         # re-raises after this answer and the server then drops the connection: say so.
         log.exception("unhandled error", extra={"request_id": request_id(request)})
         return answer(request, DashScopeError(INTERNAL_MESSAGE), {"Connection": "close"})

@@ -6,11 +6,10 @@
    unbounded; requests no route matched are `route="unmatched"`).
 2. `BodyLimitMiddleware` refuses a body larger than the route allows (413) before reading it when
    `Content-Length` says so, and while it streams otherwise (chunked uploads).
-3. `UnhandledErrorMiddleware` turns an exception no handler took into the 500 of API.md §4 and
-   keeps the connection open: Starlette's own catch-all re-raises after answering, which makes
-   the server drop a keep-alive connection without `Connection: close`.
 
-All three are plain ASGI, so the contextvar set by the first reaches the handlers.
+The first is also the last resort for an exception no handler took (the 500 of API.md §4).
+
+Both are plain ASGI, so the contextvar set by the first reaches the handlers.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errorbody import error_payload
@@ -31,6 +31,19 @@ from server.metrics import MetricsRecorder
 log = logging.getLogger("paddock.http")
 
 INTERNAL_MESSAGE = "An internal error occurred, please retry later."
+# Routes clients poll (DashScope's task query, and the OpenAI surface's retrieve).
+QUIET_ROUTES = frozenset({"/api/v1/tasks/{task_id}", "/v1/videos/{video_id}"})
+
+
+class TemplatedRoute(Route):
+    """A plain Starlette route that, like FastAPI's, names itself in the scope (`scope["route"]`),
+    so metrics and logs label its requests by template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
 
 
 def route_template(scope: Scope) -> str:
@@ -58,7 +71,10 @@ async def send_error(send: Send, scope: Scope, error: DashScopeError, *, close: 
 
 
 class ObservabilityMiddleware:
-    """Request id, HTTP metrics and one log line per request."""
+    """Request id, HTTP metrics and one log line per request; and the last resort: an exception
+    no handler took becomes the DashScope 500 (logged with its request id), without re-raising,
+    so the server keeps the connection (Starlette's own catch-all re-raises after answering, and
+    the server then drops a keep-alive connection without `Connection: close`)."""
 
     def __init__(self, app: ASGIApp, *, recorder: MetricsRecorder) -> None:
         self.app = app
@@ -72,7 +88,7 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
         started = time.perf_counter()
-        status = 500  # what the client gets if nothing answers
+        status = 0  # no response yet
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -82,16 +98,27 @@ class ObservabilityMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if status:
+                raise  # half a response is out: only dropping the connection tells the client
+            log.exception("unhandled error", extra={"request_id": rid})
+            await send_error(send_wrapper, scope, DashScopeError(INTERNAL_MESSAGE))
         finally:
-            self._record(scope, status, time.perf_counter() - started, rid)
+            self._record(scope, status or 500, time.perf_counter() - started, rid)
             request_id_var.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float, rid: str) -> None:
         route = route_template(scope)
         method = str(scope.get("method", "GET"))
         self.recorder.observe_http(method, route, status, seconds)
+        # A client polls its task every few seconds: answered polls are routine and counted in the
+        # metrics, so their line is DEBUG; everything else, and every failure, is INFO.
+        level = logging.DEBUG if method == "GET" and route in QUIET_ROUTES and status < 400 else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         # The path only, never the query string: file URLs carry signatures there.
-        log.info(
+        log.log(
+            level,
             "%s %s %d",
             method,
             scope.get("path", ""),
@@ -109,7 +136,7 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = self.limit_for(str(scope.get("path", ""))) if scope["type"] == "http" else None
-        if limit is None:
+        if limit is None or _bodiless(scope):
             await self.app(scope, receive, send)
             return
         too_large = PayloadTooLarge(f"The request body is larger than the {_size(limit)} this route accepts.")
@@ -132,30 +159,12 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, send)
 
 
-class UnhandledErrorMiddleware:
-    """The last resort: log an unexpected exception with its request id and answer 500."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception:
-            if started:
-                raise  # half a response is out: only dropping the connection tells the client
-            log.exception("unhandled error", extra={"request_id": scope_request_id(scope)})
-            await send_error(send, scope, DashScopeError(INTERNAL_MESSAGE))
+def _bodiless(scope: Scope) -> bool:
+    """A GET/HEAD/DELETE/OPTIONS that announces no body (most requests: the poll)."""
+    if scope.get("method") not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        return False
+    headers = scope.get("headers") or ()
+    return not any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
 def _size(nbytes: int) -> str:

@@ -250,7 +250,31 @@ UPLOAD_DOC: dict[str, Any] = {
 }
 # The models referenced by hand (`$ref`) rather than through a route's `responses`; an area adds
 # its own with `install_openapi(extra_models=...)`.
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (CreateTaskRequest,)
+EXTRA_MODELS: tuple[type[BaseModel], ...] = (CreateTaskRequest, TaskQueryResponse, ErrorResponse)
+
+
+def _json_ref(model: type[BaseModel], description: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# The task query is a plain Starlette route (tasks/routes.py: the poll path skips FastAPI's
+# per-request machinery), so FastAPI does not describe it: this is its entry, written out.
+QUERY_PATH = "/api/v1/tasks/{task_id}"
+QUERY_DOC: dict[str, Any] = {
+    "get": {
+        "summary": "Query Task",
+        "description": "HTTP 200 in every state; UNKNOWN for ids that do not exist, expired or belong to "
+        "another key.",
+        "operationId": "query_task_api_v1_tasks__task_id__get",
+        "parameters": [{"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "200": _json_ref(TaskQueryResponse, "The task in any state"),
+            "401": _json_ref(ErrorResponse, ERROR_WHEN[401]),
+            "500": _json_ref(ErrorResponse, ERROR_WHEN[500]),
+        },
+    }
+}
 
 
 def install_openapi(app: FastAPI, models: list[str], extra_models: tuple[type[BaseModel], ...] = ()) -> None:
@@ -268,6 +292,7 @@ def install_openapi(app: FastAPI, models: list[str], extra_models: tuple[type[Ba
             "and the OpenAI-style Videos surface under /v1 over the same tasks.",
             routes=app.routes,
         )
+        schema["paths"] = {QUERY_PATH: QUERY_DOC, **schema["paths"]}
         components = schema.setdefault("components", {})
         components["securitySchemes"] = {
             SECURITY_SCHEME: {"type": "http", "scheme": "bearer", "description": "Bearer <API key>"}

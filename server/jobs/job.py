@@ -126,7 +126,11 @@ class TaskRecord:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TaskRecord:
-        body = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> TaskRecord:
+        """The record of a decoded `to_json` body (which it may change in place)."""
         body["status"] = TaskStatus(body["status"])
         body["spec"] = JobSpec.from_dict(body["spec"])
         return cls(**body)

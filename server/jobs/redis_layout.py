@@ -137,4 +137,4 @@ def to_record(row: dict[str, str] | list[str] | None) -> TaskRecord | None:
         return None
     body = json.loads(row["json"])
     body.update({name: decode_field(name, row.get(name)) for name in MUTABLE_FIELDS})
-    return TaskRecord.from_json(json.dumps(body))
+    return TaskRecord.from_dict(body)

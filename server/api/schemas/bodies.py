@@ -16,7 +16,8 @@ def format_time(ts: float | None) -> str | None:
     """`YYYY-MM-DD HH:mm:ss.SSS` in UTC+8, as DashScope reports task times."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    local = datetime.fromtimestamp(ts, BEIJING)
+    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d}"
 
 
 def epoch_ms(ts: float | None) -> int | None:
