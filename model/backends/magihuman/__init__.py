@@ -8,6 +8,10 @@ number of jobs (`packing.pack`), so jobs of different sizes share one transforme
     text = encode_prompt(components, "a horse gallops")
     batch = pack([SampleInput(video_latent, audio_latent, text)], PackingConfig())
     video_velocity, audio_velocity = unpack(batch, *components.transformer(batch))[0]
+
+`backend.MagiHumanBackend` serves it through the engine (registry `backend: magihuman`): each
+job's stages and sampler state in `staged`, its admission in `inputs`, the original's one-job
+loop in `reference`, its options in `settings`, Ulysses context parallelism in `ulysses`.
 """
 
 from __future__ import annotations
