@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from model.registry import default_registry
 from tests.live_server import REPO, LiveServer, paddock_process
 
 pytestmark = pytest.mark.slow
@@ -143,7 +144,8 @@ def test_plan_calibrate_predict_recommend(server: LiveServer, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     measured = json.loads(calibration.read_text())["variants"][0]
     work = measured["classes"]["1.0-t2v-720P-3s"]
-    assert work["steps"] == 3  # the tiny models' default, read off the step histogram
+    # The served model's step count, read off the step histogram.
+    assert work["steps"] == default_registry()["happyhorse-1.0-t2v"].num_inference_steps
     assert work["post_s"] > 0.1 and work["step_s"] > 0
     assert 0.25 <= measured["host_parallelism"] <= 64 and measured["max_slots"] == 2
     predicted = paddock(
