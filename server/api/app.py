@@ -132,6 +132,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         redirect_slashes=False,
+        # paddock's metrics and logs are its own: FastAPI's OpenTelemetry hooks would otherwise look
+        # for configured providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # First, so the poll route is matched before any other.
     app.router.routes.append(task_routes.QUERY_ROUTE)

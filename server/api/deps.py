@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import cast
 
 from fastapi import Request
+from starlette.types import Scope
 
 from server.api.middleware import scope_request_id
 from server.errors import InvalidApiKey, InvalidParameter
@@ -25,7 +26,7 @@ def request_id(request: Request) -> str:
 
 def authenticate(request: Request) -> Tenant:
     """The tenant of the `Authorization: Bearer <key>` header (API.md §4 401 rows)."""
-    header = request.headers.get("authorization", "")
+    header = scope_header(request.scope, b"authorization")
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if not header or scheme.lower() != "bearer" or not key:
@@ -35,6 +36,15 @@ def authenticate(request: Request) -> Tenant:
         raise InvalidApiKey("Invalid API-key provided.")
     request.state.tenant = tenant
     return tenant
+
+
+def scope_header(scope: Scope, name: bytes) -> str:
+    """A request header straight from the ASGI scope (names arrive lower-cased), without building
+    Starlette's `Headers` for it: authentication runs on every request."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return ""
 
 
 def workspace(request: Request) -> str | None:
