@@ -81,7 +81,7 @@ def test_video_edit_follows_the_source(server: LiveServer, tmp_path: Path, audio
 
 def test_running_task_shows_progress(server: LiveServer) -> None:
     rsp = VideoSynthesis.async_call(
-        model="happyhorse-1.0-t2v", prompt="progress", resolution="1080P", duration=15, api_key=server.keys[0]
+        model="happyhorse-1.0-t2v", prompt="progress", resolution="1080P", duration=5, api_key=server.keys[0]
     )
     deadline = time.monotonic() + 120
     progress = None

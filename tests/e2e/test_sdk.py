@@ -130,7 +130,7 @@ def test_async_call_fetch_wait(server: LiveServer) -> None:
 def test_cancel_pending_and_running(server: LiveServer) -> None:
     key = server.keys[0]
     # The in-process worker runs one job at a time: the first is RUNNING while the second waits.
-    first = VideoSynthesis.async_call(model=T2V, prompt="long", resolution="1080P", duration=15, api_key=key)
+    first = VideoSynthesis.async_call(model=T2V, prompt="long", resolution="1080P", duration=5, api_key=key)
     second = VideoSynthesis.async_call(model=T2V, prompt="queued", resolution="720P", duration=3, api_key=key)
     canceled = VideoSynthesis.cancel(second, api_key=key)
     assert canceled.status_code == HTTPStatus.OK, canceled
@@ -209,7 +209,7 @@ def test_workspace_is_recorded_and_filters(server: LiveServer) -> None:
 def test_second_key_cannot_see_or_cancel_first_keys_tasks(server: LiveServer) -> None:
     alice, bob = server.keys
     first = VideoSynthesis.async_call(
-        model=T2V, prompt="alice long", resolution="1080P", duration=15, api_key=alice
+        model=T2V, prompt="alice long", resolution="1080P", duration=5, api_key=alice
     )
     mine = VideoSynthesis.async_call(model=T2V, prompt="alice", resolution="720P", duration=3, api_key=alice)
     task_id = mine.output.task_id

@@ -95,7 +95,7 @@ def test_description_covers_the_dashscope_surface(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("backend", "examples"), [("memory", 150), pytest.param("redis", 40, marks=pytest.mark.redis)]
+    ("backend", "examples"), [("memory", 100), pytest.param("redis", 40, marks=pytest.mark.redis)]
 )
 def test_schemathesis_finds_nothing(
     backend: str, examples: int, tmp_path: Path, request: pytest.FixtureRequest
