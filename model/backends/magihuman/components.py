@@ -26,7 +26,7 @@ from model.backends.magihuman.config import (
     tiny_config,
 )
 from model.backends.magihuman.transformer import MagiHumanTransformer
-from model.backends.tiny import build_byte_tokenizer
+from model.backends.tiny import build_byte_tokenizer, build_wan22_vae
 
 TINY_TEXT_WIDTH = 32
 TINY_TEXT_TOKENS = 64
@@ -130,29 +130,12 @@ def build_tiny_text_encoder(vocab_size: int, seed: int) -> Any:
 
 
 def build_tiny_vae(seed: int) -> Any:
-    """A Wan 2.2 TI2V-5B-layout VAE (48 channels, 2x2 patchified input, 4x16x16 compression) at
-    toy width, with a fixed non-trivial per-channel mean and std like the released one's."""
-    from diffusers import AutoencoderKLWan
-
+    """The Wan 2.2 VAE layout at toy width, with a fixed non-trivial per-channel mean and std like
+    the released one's."""
     stats = torch.Generator().manual_seed(seed)
     mean = (torch.randn(LATENT_CHANNELS, generator=stats) * 0.5).tolist()
     std = (torch.rand(LATENT_CHANNELS, generator=stats) + 0.5).tolist()
-    torch.manual_seed(seed)
-    return AutoencoderKLWan(
-        base_dim=4,
-        z_dim=LATENT_CHANNELS,
-        in_channels=12,
-        out_channels=12,
-        is_residual=True,
-        patch_size=2,
-        latents_mean=mean,
-        latents_std=std,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        scale_factor_spatial=16,
-        scale_factor_temporal=4,
-        temperal_downsample=[False, True, True],
-    ).eval()
+    return build_wan22_vae(seed, base_dim=4, latents_mean=mean, latents_std=std)
 
 
 def build_tiny_audio_vae(seed: int) -> Any:

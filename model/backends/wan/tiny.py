@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from model.backends.tiny import build_byte_tokenizer
+from model.backends.tiny import build_byte_tokenizer, build_wan22_vae
 
 # Width of the tiny text encoder's output; must equal the transformers' `text_dim`.
 TEXT_DIM = 32
@@ -60,26 +60,11 @@ def build_ti2v_components(seed: int = 0, two_experts: bool = False) -> dict[str,
     of 32), transformer in=out=48, no CLIP: the image is injected by overwriting the first latent
     frame (`expand_timesteps=True`). TI2V-5B is one transformer: `two_experts` is refused.
     """
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from diffusers import WanTransformer3DModel
 
     _single_expert("wan-ti2v", two_experts)
     components = _text_components(seed)
-    torch.manual_seed(seed)
-    components["vae"] = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=48,
-        in_channels=12,
-        out_channels=12,
-        is_residual=True,
-        patch_size=2,
-        latents_mean=[0.0] * 48,
-        latents_std=[1.0] * 48,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        scale_factor_spatial=16,
-        scale_factor_temporal=4,
-        temperal_downsample=[False, True, True],
-    ).eval()
+    components["vae"] = build_wan22_vae(seed, base_dim=3)
     torch.manual_seed(seed)
     components["transformer"] = WanTransformer3DModel(
         **TINY_WAN_BLOCKS, in_channels=48, out_channels=48, num_layers=2
