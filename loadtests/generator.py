@@ -261,6 +261,8 @@ async def run_load(
     """Prepare media, run the load, and return the rows; SIGINT stops it early, keeping the rows."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Loops without Unix signal support raise NotImplementedError, and a loop outside the main
+    # thread RuntimeError; there Ctrl-C interrupts the run as usual instead of stopping it gently.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)

@@ -135,8 +135,8 @@ class BodyLimitMiddleware:
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.limit_for(str(scope.get("path", ""))) if scope["type"] == "http" else None
-        if limit is None or _bodiless(scope):
+        limit = None if scope["type"] != "http" or _bodiless(scope) else self.limit_for(str(scope["path"]))
+        if limit is None:
             await self.app(scope, receive, send)
             return
         too_large = PayloadTooLarge(f"The request body is larger than the {_size(limit)} this route accepts.")
