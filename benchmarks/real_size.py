@@ -3,6 +3,8 @@
 A step is what the engine runs per denoising step for one guided job: one transformer forward
 over [cond, uncond] (batch 2). MFU = steps x 2 x FLOPs per forward / (seconds x GPUs x 989e12),
 with FLOPs per forward from notes/peers.md §2 (6.54e15 at 720p x 81 frames, 1.69e15 at 480p).
+It then times one VAE decode of the same clip (the Wan 2.1 VAE, 16 latent channels, in fp32 as
+the pipelines run it): `paddock plan calibrate --from-bench` reads both lines.
 """
 
 from __future__ import annotations
@@ -62,5 +64,27 @@ def real_size_benchmark(resolution: str, steps: int = 3) -> int:
     peak_gib = torch.cuda.max_memory_allocated() / 2**30
     print(f"gpu: {torch.cuda.get_device_name()}  peak memory: {peak_gib:.1f} GiB")
     print(f"seconds per step: {per_step:.3f}")
-    print(f"MFU: {mfu:.1%}")
+    print(f"MFU: {mfu:.1%}", flush=True)
+    del model, hidden, context
+    torch.cuda.empty_cache()
+    print(f"seconds per VAE decode: {vae_decode_seconds(LATENTS[resolution]):.3f}")
     return 0
+
+
+def vae_decode_seconds(latent_grid: tuple[int, int, int]) -> float:
+    """Seconds for one decode of a `latent_grid` latent by the Wan 2.1 VAE (random weights, fp32),
+    after a warm-up decode of two latent frames."""
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    with torch.device("cuda"):
+        vae = AutoencoderKLWan().eval()
+    frames, height, width = latent_grid
+    latent = torch.randn(1, 16, frames, height, width, device="cuda")
+    with torch.inference_mode():
+        vae.decode(latent[:, :, :2], return_dict=False)
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        vae.decode(latent, return_dict=False)
+        torch.cuda.synchronize()
+    return time.perf_counter() - started

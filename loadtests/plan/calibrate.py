@@ -256,16 +256,23 @@ def _describe(c: ClassCalibration) -> str:
 # -- from `paddock bench engine --real-size ...` ----------------------------------------------------
 _BENCH_SHAPE = re.compile(r"real-size .*?, (\d+)p x (\d+) frames \((\d+) tokens\)")
 _BENCH_STEP = re.compile(r"seconds per step: ([0-9.]+)")
+_BENCH_VAE = re.compile(r"seconds per VAE decode: ([0-9.]+)")
 _TIER_PIXELS = {"720P": 1280 * 720, "1080P": 1920 * 1080}
 REAL_FPS = 16  # Wan 2.x generates 16 fps; 81 frames is its 5 s clip
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    """One real-size measurement: seconds per guided step (CFG in one forward) at `tokens`."""
+    """One real-size measurement: seconds per guided step (CFG in one forward) at `tokens`, and
+    one VAE decode of that clip when the bench timed it."""
 
     tokens: int
     step_s: float
+    vae_s: float | None = None
+
+    @property
+    def vae_s_per_token(self) -> float | None:
+        return None if self.vae_s is None else self.vae_s / self.tokens
 
 
 def parse_bench(text: str) -> BenchResult:
@@ -274,7 +281,8 @@ def parse_bench(text: str) -> BenchResult:
         raise ValueError(
             "not the output of `paddock bench engine --real-size` (no shape or seconds per step)"
         )
-    return BenchResult(tokens=int(shape[3]), step_s=float(step[1]))
+    vae = _BENCH_VAE.search(text)
+    return BenchResult(int(shape[3]), float(step[1]), float(vae[1]) if vae else None)
 
 
 def real_tokens(job: JobClass) -> int:

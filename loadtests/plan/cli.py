@@ -54,7 +54,9 @@ def _calibrate_parser(sub: Any) -> None:
         "--host-cores", type=float, help="with --from-bench: parallel host activities of a GPU worker"
     )
     p.add_argument(
-        "--vae-decode-s", type=float, default=0.0, help="with --from-bench: VAE decode of a 720P 5 s clip, s"
+        "--vae-decode-s",
+        type=float,
+        help="with --from-bench: VAE decode of a 720P 5 s clip, s (default: the bench's, else 0)",
     )
     p.add_argument("--facade-bench", type=Path, help="`paddock bench facade` output: facade capacity")
 
@@ -113,14 +115,18 @@ def _calibrate(args: argparse.Namespace, profile: Profile) -> int:
             from loadtests.plan.calibrate import real_tokens
             from loadtests.profile import JobClass
 
-            clip = real_tokens(JobClass(name="720P-5s", model="", resolution="720P", duration=5))
+            if args.vae_decode_s is not None:
+                clip = real_tokens(JobClass(name="720P-5s", model="", resolution="720P", duration=5))
+                vae_s_per_token = args.vae_decode_s / clip
+            else:
+                vae_s_per_token = bench.vae_s_per_token or 0.0
             variant = from_bench(
                 bench,
                 base,
                 profile,
                 steps=args.steps,
                 host_parallelism=args.host_cores or base.host_parallelism,
-                vae_s_per_token=args.vae_decode_s / clip,
+                vae_s_per_token=vae_s_per_token,
                 max_slots=args.slots,
                 name=args.variant if args.variant != "measured" else "gpu",
             )

@@ -170,9 +170,11 @@ class Plan:
         if self.next_cheaper is not None:
             out.append(f"next cheaper: {self.next_cheaper.label()}: {self.next_cheaper.failure}")
         needs = self.facade_needs()
-        replicas = needs["replicas"] or "? (no facade benchmark in the calibration)"
         polls = f"{needs['polls_per_s']:.1f} polls/s at a {self.poll_interval_s:g} s interval"
-        out.append(f"facade: {polls}: {replicas} replica(s)")
+        if needs["replicas"]:
+            out.append(f"facade: {polls}: {needs['replicas']} replica(s)")
+        else:
+            out.append(f"facade: {polls}; for the replicas it needs, calibrate with --facade-bench")
         out += [f"skipped: {s}" for s in self.skipped]
         return out
 

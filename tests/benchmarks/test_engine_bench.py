@@ -71,7 +71,8 @@ def test_magihuman_real_size_counts_the_flops_the_forward_runs(
 
     config = tiny_config(local_attention=local, text_in_channels=32)
     model = bench.random_transformer(config, torch.device("cpu"), torch.float32)
-    batch = bench.build_batch(bench.RealSize("toy", (5, 4, 6), "v1", 1, 1.0, "toy"), 32, torch.device("cpu"))
+    toy = bench.RealSize("toy", (5, 4, 6), "v1", 1, 1.0, "toy")
+    batch = bench.build_batch(toy, 32, torch.device("cpu"), clips=2)  # two clips packed, as the packed run
     batch = replace(batch, frame_receptive_field=1)
     pairs: list[int] = []
     sdpa = F.scaled_dot_product_attention

@@ -22,11 +22,12 @@ from loadtests.plan.scrape import parse
 from loadtests.plan.simulate import Fleet, simulate
 from loadtests.profile import JobClass, Profile
 
-# What benchmarks/real_size.py prints on a GPU.
+# What benchmarks/real_size.py printed on one H200.
 BENCH_OUTPUT = """real-size Wan 14B bf16, 720p x 81 frames (75600 tokens), CFG batched (B=2)
-gpu: NVIDIA H200  peak memory: 61.2 GiB
-seconds per step: 2.400
-MFU: 61.2%
+gpu: NVIDIA H200  peak memory: 42.7 GiB
+seconds per step: 25.208
+MFU: 52.5%
+seconds per VAE decode: 6.573
 """
 
 
@@ -47,7 +48,10 @@ def test_batch_slope() -> None:
 
 def test_gpu_variant_from_the_real_size_benchmark() -> None:
     bench = parse_bench(BENCH_OUTPUT)
-    assert (bench.tokens, bench.step_s) == (75600, 2.4)
+    assert (bench.tokens, bench.step_s, bench.vae_s) == (75600, 25.208, 6.573)
+    assert bench.vae_s_per_token == pytest.approx(6.573 / 75600)
+    without_decode = parse_bench(BENCH_OUTPUT.replace("seconds per VAE decode: 6.573\n", ""))
+    assert (without_decode.step_s, without_decode.vae_s_per_token) == (25.208, None)
     with pytest.raises(ValueError, match="real-size"):
         parse_bench("throughput ratio (engine/stock): 2.42")
     i2v = JobClass(name="i2v", model="happyhorse-1.0-i2v", resolution="720P", duration=5)
@@ -55,9 +59,12 @@ def test_gpu_variant_from_the_real_size_benchmark() -> None:
     assert real_tokens(i2v) == 21 * 3600  # 21 latent frames x (1280/16) x (720/16)
     host = ClassCalibration(steps=3, step_s=0.01, vae_s=0.3, pre_s=0.2, post_s=4.0, misc_s=0.1)
     base = Variant("cpu", {"i2v": host, "big": host}, host_parallelism=0.9)
-    gpu = from_bench(bench, base, Profile((i2v, big)), steps=40, host_parallelism=16.0, vae_s_per_token=1e-4)
+    profile = Profile((i2v, big))
+    per_token = bench.vae_s_per_token
+    gpu = from_bench(bench, base, profile, steps=40, host_parallelism=16.0, vae_s_per_token=per_token)
     assert not gpu.device_on_host and gpu.host_parallelism == 16.0
-    assert gpu.classes["i2v"].step_s == pytest.approx(2.4 * real_tokens(i2v) / 75600)
+    assert gpu.classes["i2v"].step_s == pytest.approx(25.208)  # the bench ran this very size
+    assert gpu.classes["i2v"].vae_s == pytest.approx(6.573)
     assert gpu.classes["big"].step_s > 4 * gpu.classes["i2v"].step_s  # 2.25x the pixels, 2x the frames
     assert (gpu.classes["i2v"].steps, gpu.classes["i2v"].post_s) == (40, 4.0)  # host work carried over
 

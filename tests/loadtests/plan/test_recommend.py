@@ -23,9 +23,12 @@ def test_slo_parsing() -> None:
             Slo.parse(bad)
 
 
-def _plan(rate: float, slo: str) -> Plan:
+FACADE = FacadeCapacity(500.0, 200.0)
+
+
+def _plan(rate: float, slo: str, facade: FacadeCapacity | None = FACADE) -> Plan:
     # One 10 s job per slot, one slot per worker: each worker finishes 0.1 jobs/s.
-    calibration = Calibration((one_class_variant(10.0, slots=1),), FacadeCapacity(500.0, 200.0))
+    calibration = Calibration((one_class_variant(10.0, slots=1),), facade)
     profile = one_class_profile()
     return recommend(calibration, profile, rate, Slo.parse(slo), gpu_hour_cost=2.0, jobs=200, replications=2)
 
@@ -51,7 +54,14 @@ def test_the_cheapest_fleet_that_meets_the_slo(plan: Plan) -> None:
     else:
         assert re.match(r"p95 e2e [0-9.]+ s > 40 s", cheaper.failure)
     assert plan.facade_needs()["replicas"] == 1
+    facade_line = r"facade: [0-9.]+ polls/s at a [0-9.]+ s interval: 1 replica\(s\)"
+    assert any(re.fullmatch(facade_line, line) for line in plan.lines())
     assert plan.seconds < 60
+
+
+def test_without_a_facade_benchmark_the_plan_says_how_to_size_the_facade() -> None:
+    lines = _plan(0.05, "p95_e2e<=40", facade=None).lines()
+    assert any(x.endswith("; for the replicas it needs, calibrate with --facade-bench") for x in lines), lines
 
 
 def test_an_slo_below_the_service_time_cannot_be_met() -> None:
