@@ -34,7 +34,6 @@ def authenticate(request: Request) -> Tenant:
     tenant = cast(KeyRing, request.app.state.keys).lookup(key)
     if tenant is None:
         raise InvalidApiKey("Invalid API-key provided.")
-    request.state.tenant = tenant
     return tenant
 
 
