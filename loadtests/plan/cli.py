@@ -42,7 +42,7 @@ def _calibrate_parser(sub: Any) -> None:
     p.add_argument("--metrics-url", action="append", help="/metrics pages (default: BASE_URL/metrics)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each class alone")
     p.add_argument("--burst-jobs", type=int, default=0, help="jobs in the burst (default: 3 per slot)")
-    p.add_argument("--bursts", type=int, default=2, help="bursts run; the fastest is fitted")
+    p.add_argument("--bursts", type=int, default=3, help="bursts run, between the lone rounds")
     p.add_argument("--variant", default="measured", help="a name for this configuration")
     p.add_argument("--gpus-per-worker", type=int, default=1)
     p.add_argument("--step-cache", action="store_true", help="the stack runs with a step cache on")
