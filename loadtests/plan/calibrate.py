@@ -9,7 +9,7 @@
    runs at full speed at once: the simulation of each burst must take as long as the real one
    did, and the fits are averaged.
 
-The lone rounds and the bursts alternate (lone, burst, lone, burst, lone), so the lone baseline
+The lone rounds and the bursts alternate (lone, burst, lone, burst, ...), so the lone baseline
 is a median over the whole calibration rather than one moment of it. Back to back, three lone
 runs once came out 13 % faster than the same jobs alone before and after: every later
 prediction inherits that error, and the burst fit cannot see it.
@@ -185,21 +185,29 @@ async def alone_service(stack: StackRun, job_class: int = 0, repeats: int = 3) -
     return statistics.median(services) if services else math.nan
 
 
-async def _burst(
-    run: LoadRun, stack: StackRun, metrics: list[str], log: Callable[[str], None], number: int
-) -> tuple[list[JobRow], Reading]:
-    """One burst of the mix, every job at once, and its metrics' change."""
+def _burst_arrivals(stack: StackRun) -> list[Arrival]:
+    """The burst: `burst_jobs` jobs of the mix (default three per slot), every one at time 0."""
     size = stack.burst_jobs or 3 * stack.slots * stack.workers
     plan = plan_arrivals(Schedule(rate=1.0), jobs=size, weights=stack.profile.weights, seed=stack.seed)
+    return [Arrival(a.index, 0.0, a.job_class) for a in plan]
+
+
+async def _burst(run: LoadRun, arrivals: list[Arrival], metrics: list[str]) -> tuple[list[JobRow], Reading]:
+    """One burst and its metrics' change."""
     before = await scrape(run.client, metrics)
-    burst = await run.run(arrivals=[Arrival(a.index, 0.0, a.job_class) for a in plan])
+    burst = await run.run(arrivals=arrivals)
     delta = (await scrape(run.client, metrics)).minus(before)
     failed = [r for r in burst if not r.succeeded]
     if failed:
         first = failed[0]
         raise RuntimeError(f"{len(failed)} burst jobs did not succeed (first: {first.status} {first.code})")
-    log(f"calibrate: burst {number}/{stack.bursts}: {size} jobs at once took {makespan(burst):.1f} s")
     return burst, delta
+
+
+def _burst_slope(burst: Sequence[JobRow], delta: Reading, classes: dict[str, ClassCalibration]) -> float:
+    """β of one burst, against the lone step times of the classes it ran."""
+    alone_step = statistics.fmean(classes[r.job_class].step_s for r in burst)
+    return batch_slope(delta.mean(STEP_HISTOGRAM), delta.mean(BATCH_HISTOGRAM), alone_step)
 
 
 async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -> Calibration:
@@ -213,6 +221,7 @@ async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -
         await run.prepare_media()
         log("calibrate: warming up (one job of each class)")
         await run.run(arrivals=[Arrival(i, 0.0, i) for i in range(len(profile.jobs))])
+        arrivals = _burst_arrivals(stack)
         alone: list[list[_Alone]] = [[] for _ in profile.jobs]
         bursts: list[tuple[list[JobRow], Reading]] = []
         for round_ in range(max(stack.repeats, stack.bursts)):
@@ -221,7 +230,9 @@ async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -
                     samples.append(await _measure_alone(run, i, metrics))
                 log(f"calibrate: lone round {round_ + 1}/{stack.repeats} done")
             if round_ < stack.bursts:
-                bursts.append(await _burst(run, stack, metrics, log, round_ + 1))
+                bursts.append(await _burst(run, arrivals, metrics))
+                took = f"{len(arrivals)} jobs at once took {makespan(bursts[-1][0]):.1f} s"
+                log(f"calibrate: burst {round_ + 1}/{stack.bursts}: {took}")
     classes: dict[str, ClassCalibration] = {}
     for job, samples in zip(profile.jobs, alone, strict=True):
         found = classes[job.name] = _class_calibration(samples)
@@ -230,14 +241,7 @@ async def calibrate_stack(stack: StackRun, log: Callable[[str], None] = print) -
     # moments, not its best one (fitting the fastest burst once put capacity 7 % high).
     slope = 1.0
     if not stack.device_on_host:
-        slope = statistics.fmean(
-            batch_slope(
-                delta.mean(STEP_HISTOGRAM),
-                delta.mean(BATCH_HISTOGRAM),
-                statistics.fmean(classes[r.job_class].step_s for r in burst),
-            )
-            for burst, delta in bursts
-        )
+        slope = statistics.fmean(_burst_slope(burst, delta, classes) for burst, delta in bursts)
     classes = {name: replace(c, batch_slope=slope) for name, c in classes.items()}
     variant = Variant(
         name=stack.variant,
