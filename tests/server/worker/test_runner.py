@@ -5,6 +5,7 @@ result is thrown away with its upload."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -57,6 +58,19 @@ class KeepOpen:
 
     def close(self) -> None:
         pass
+
+
+class HeldGenerator(KeepOpen):
+    """Generates only once `released` is set, so a test can act while a job is mid-generation
+    however fast the machine generates."""
+
+    def __init__(self, inner: VideoGenerator, released: threading.Event) -> None:
+        super().__init__(inner)
+        self.released = released
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.released.wait(60)
+        return self.inner.generate(*args, **kwargs)
 
 
 def make_runner(
@@ -143,16 +157,20 @@ async def test_a_stale_attempt_result_is_discarded(
     queue = MemoryTaskQueue(ttl_s=3600, claim_timeout_s=0.2)
     record = t2v_record()
     await queue.submit(record)
-    runner = make_runner(queue, store, generator, heartbeat_s=3600)
+    released = threading.Event()  # the generation waits until the other worker has the job
+    runner = make_runner(queue, store, HeldGenerator(generator, released), heartbeat_s=3600)
     running = asyncio.create_task(runner.run(burst=True))
 
     async def is_running() -> bool:
         current = await queue.get(record.task_id)
         return current is not None and current.status == TaskStatus.RUNNING
 
-    await wait_for(is_running)
-    await asyncio.sleep(0.25)
-    thief = await queue.claim("other-worker", timeout_s=1.0)
+    try:
+        await wait_for(is_running)
+        await asyncio.sleep(0.25)
+        thief = await queue.claim("other-worker", timeout_s=1.0)
+    finally:
+        released.set()
     assert thief is not None and (thief.task_id, thief.attempt) == (record.task_id, 2)
 
     async def keep_alive() -> None:  # the other worker is alive: its claim is never reclaimed
