@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, FileChooser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.live_server import REPO, LiveServer, paddock_process
 
@@ -113,6 +114,27 @@ class Visit:
                 assert outline != "none", f"no visible focus on {selector}"
                 return
         raise AssertionError(f"{selector} was not reached with {limit} presses of Tab")
+
+    def choose_file_by_keyboard(
+        self, selector: str, attempts: int = 3, wait_ms: float = 5_000
+    ) -> FileChooser:
+        """Press Space on the focused file input `selector` and return the file chooser it opens.
+
+        Headless Chromium now and then drops the keystroke that asks for the chooser (a known
+        Playwright flake: the chooser never comes, however long one waits), so a press that
+        brings nothing in `wait_ms` is re-fired, up to `attempts` presses. A page that never
+        opens a chooser from the keyboard still fails."""
+        for _ in range(attempts):
+            assert self.page.locator(selector).evaluate("el => el === document.activeElement"), (
+                f"{selector} lost the focus"
+            )
+            try:
+                with self.page.expect_file_chooser(timeout=wait_ms) as chooser:
+                    self.page.keyboard.press("Space")
+                return chooser.value
+            except PlaywrightTimeoutError:
+                continue
+        raise AssertionError(f"Space on {selector} opened no file chooser in {attempts} presses")
 
 
 @pytest.fixture

@@ -56,9 +56,8 @@ def test_generate_from_an_uploaded_first_frame_watch_play_and_list(visit: Visit)
     visit.tab_to("#prompt")
     page.keyboard.type("the horse is galloping toward the fence, its mane streaming in the wind")
     visit.tab_to("#first-frame")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
-    chooser.value.set_files(str(SAMPLE_PATH))  # the picture the README's screenshot shows
+    # The picture the README's screenshot shows.
+    visit.choose_file_by_keyboard("#first-frame").set_files(str(SAMPLE_PATH))
     assert page.get_by_role("img", name="first frame: sample.jpg").is_visible()
     page.get_by_label("Resolution", exact=True).select_option("720P")
     page.get_by_label("Duration (s)", exact=True).select_option("3")
