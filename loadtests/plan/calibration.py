@@ -44,6 +44,17 @@ class ClassCalibration:
         """The service time of this job with the machine to itself."""
         return self.pre_s + self.steps * self.step_s + self.vae_s + self.post_s + self.misc_s
 
+    def slowed(self, factor: float) -> ClassCalibration:
+        """This class on a machine `factor` times slower: every phase takes `factor` times as long."""
+        return replace(
+            self,
+            step_s=self.step_s * factor,
+            vae_s=self.vae_s * factor,
+            pre_s=self.pre_s * factor,
+            post_s=self.post_s * factor,
+            misc_s=self.misc_s * factor,
+        )
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -62,6 +73,11 @@ class Variant:
     host_parallelism: float = 1.0
     max_slots: int = 4
     source: str = ""
+
+    def slowed(self, factor: float) -> Variant:
+        """This variant on a machine `factor` times slower (a lone job took `factor` times as long
+        as at calibration): what a prediction made now, on that machine, would use."""
+        return replace(self, classes={name: c.slowed(factor) for name, c in self.classes.items()})
 
     def covers(self, names: Iterable[str]) -> list[str]:
         """The names this variant has no calibration for."""

@@ -184,6 +184,13 @@ def test_plan_validate_starts_a_stack_and_compares(tmp_path: Path) -> None:
     table = (out / "validation.md").read_text()
     assert "| rate (jobs/s) | share of capacity | e2e p50 measured | predicted |" in table
     assert "maximum sustainable rate: predicted" in table
-    assert "drift: 1.0-t2v-720P-3s alone took" in table
+    assert "| rate (jobs/s) | share of capacity | e2e p50 measured | adjusted |" in table
+    assert (
+        "drift: 1.0-t2v-720P-3s alone took" in table and "before each load test and after the last" in table
+    )
+    result = json.loads((out / "validation.json").read_text())
+    assert len(result["alone_service_s"]["before_each_and_after"]) == 2  # before the one rate, after it
+    [point] = result["points"]
+    assert point["adjusted"]["max_rate_per_s"] == pytest.approx(result["capacity_per_s"] / point["slowdown"])
     assert json.loads((out / "rate-1" / "summary.json").read_text())["succeeded"] == 2
     assert (out / "report.html").is_file() and (out / "validation.json").is_file()
