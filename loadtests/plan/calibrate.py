@@ -171,18 +171,37 @@ def _controlled(stack: StackRun, client: httpx.AsyncClient) -> LoadRun:
     return LoadRun(config, client)
 
 
-async def alone_service(stack: StackRun, job_class: int = 0, repeats: int = 3) -> float:
-    """The median service time of one class run alone now: compared with the calibration's, it
-    tells whether the machine changed under a long test (other work, thermal limits)."""
+@dataclass(frozen=True)
+class MachineNow:
+    """The machine at one moment of a long test, against a calibration of it."""
+
+    lone_s: float  # the first class alone (median of the repeats); nan if none succeeded
+    slowdown: float  # lone_s over the calibrated lone time (1.0 when lone_s is nan)
+    parallelism: float  # host parallelism fitted to one burst, at that slowdown
+
+
+async def machine_now(stack: StackRun, variant: Variant) -> MachineNow:
+    """Time the first class alone (`stack.repeats` times) and one burst now. A shared machine
+    changes both under a long test: its single-job speed (other work, thermal limits, the host
+    of a virtual machine) and how much of the host a burst gets (a neighbour on the other cores)."""
+    first = stack.profile.jobs[0].name
     async with httpx.AsyncClient(timeout=120.0) as client:
         run = _controlled(stack, client)
         await run.prepare_media()
         services = []
-        for _ in range(repeats):
-            [row] = await run.run(arrivals=[Arrival(0, 0.0, job_class)])
+        for _ in range(stack.repeats):
+            [row] = await run.run(arrivals=[Arrival(0, 0.0, 0)])
             if row.service_s is not None:
                 services.append(row.service_s)
-    return statistics.median(services) if services else math.nan
+        lone = statistics.median(services) if services else math.nan
+        calibrated = variant.classes[first].alone_s
+        slowdown = lone / calibrated if services and calibrated > 0 else 1.0
+        now = variant.slowed(slowdown)
+        if stack.slots * stack.workers == 1:
+            return MachineNow(lone, slowdown, variant.host_parallelism)
+        burst, _ = await _burst(run, _burst_arrivals(stack), [])
+    names = [job.name for job in stack.profile.jobs]
+    return MachineNow(lone, slowdown, fit_parallelism(now, stack.slots, stack.workers, names, burst))
 
 
 def _burst_arrivals(stack: StackRun) -> list[Arrival]:

@@ -13,10 +13,11 @@ and print measured against predicted with the error of each, and whether the goa
 Three predictions are compared: `predicted`, what the planner says for the rate (pooled over fresh
 arrivals); `replayed`, the simulation of exactly the arrivals the load test offered (same seed),
 which separates the model's error from the luck of one finite run; and `adjusted`, the prediction
-for the machine as fast as it was during that load test. A shared machine changes speed by tens of
-percent over half an hour, so one class is timed alone before every load test and after the last,
-and `adjusted` scales the calibration by the mean of the two times around each run against the
-calibrated one: that separates the model's error from the machine's drift.
+for the machine as it was during that load test. A shared machine changes by tens of percent over
+half an hour, so before every load test and after the last, one class is timed alone and one
+burst is run. `adjusted` scales the calibration by the mean of the two lone times around each run
+over the calibrated one, and takes the mean of the two bursts' host parallelism: that separates
+the model's error from the machine's drift.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from loadtests.plan.simulate import Fleet
 from loadtests.profile import Profile
 
 if TYPE_CHECKING:
-    from loadtests.plan.calibrate import StackRun
+    from loadtests.plan.calibrate import MachineNow, StackRun
 
-DEFAULT_FRACTIONS = (0.3, 0.5, 0.7, 0.85, 1.3)
+DEFAULT_FRACTIONS = (0.3, 0.5, 0.7, 0.85, 1.5)  # 1.5: above capacity by more than the machine drifts
 LATENCY_TOLERANCE = 0.15
 WAIT_TOLERANCE, WAIT_SLACK_S = 0.20, 2.0
 CAPACITY_TOLERANCE = 0.10
@@ -68,6 +69,7 @@ def add_validate_parser(sub: Any) -> None:
     p.add_argument("--jobs", type=int, default=100, help="jobs per load test")
     p.add_argument("--poll-interval", type=float, default=2.0, help="the load tests' poll interval, s")
     p.add_argument("--repeats", type=int, default=3, help="calibration: runs of each class alone")
+    p.add_argument("--burst-jobs", type=int, default=0, help="jobs in each burst (default: 3 per slot)")
     p.add_argument("--calibration", type=Path, help="use this calibration instead of measuring one")
     p.add_argument("--replications", type=int, default=5, help="simulated runs per prediction")
     p.add_argument("--seed", type=int, default=0)
@@ -86,6 +88,7 @@ class RatePoint:
     replayed: dict[str, Any]
     adjusted: dict[str, Any]
     slowdown: float  # the machine during this run against at calibration (lone job time ratio)
+    parallelism: float  # the host parallelism during this run (mean of the bursts around it)
 
 
 PREDICTIONS = ("predicted", "replayed", "adjusted")
@@ -183,14 +186,14 @@ def _load_tests(
     fleet: Fleet,
     cap: float,
     rates: list[float],
-) -> tuple[list[RatePoint], list[float]]:
+) -> tuple[list[RatePoint], list[MachineNow]]:
     """Load-test each rate (seed = --seed + its index) and predict it, fresh, replayed and for the
-    machine's speed around the run. Also returns the lone-job times, before each run and after
+    machine as it was around the run. Also returns the machine's state before each run and after
     the last."""
-    from loadtests.plan.calibrate import alone_service
+    from loadtests.plan.calibrate import machine_now
 
     calibrated = fleet.variant.classes[stack.profile.jobs[0].name].alone_s
-    lone = [asyncio.run(alone_service(stack, 0, args.repeats))]
+    machine: list[MachineNow] = [asyncio.run(machine_now(stack, fleet.variant))]
     points = []
     for i, rate in enumerate(rates):
         seed = args.seed + i
@@ -206,18 +209,23 @@ def _load_tests(
         )
         print(f"validate: load test {i + 1}/{len(rates)} at {rate:.4g} jobs/s", flush=True)
         measured = run_loadtest(config, args.out / f"rate-{i + 1}")
-        lone.append(asyncio.run(alone_service(stack, 0, args.repeats)))
-        slower = slowdown(lone[-2:], calibrated)
-        # Every phase scales with the machine, so the slowed fleet's capacity is cap / slower exactly.
-        on_the_day = replace(fleet, variant=fleet.variant.slowed(slower))
+        machine.append(asyncio.run(machine_now(stack, fleet.variant)))
+        slower = slowdown([m.lone_s for m in machine[-2:]], calibrated)
+        parallelism = statistics.fmean(m.parallelism for m in machine[-2:])
+        then = replace(fleet.variant.slowed(slower), host_parallelism=parallelism)
+        on_the_day = replace(fleet, variant=then)
         fresh = {"jobs": args.jobs, "replications": args.replications, "seed": 1000 + seed}
         predicted = predict(fleet, stack.profile, rate, max_rate=cap, **fresh)
         replayed = predict(
             fleet, stack.profile, rate, jobs=args.jobs, replications=1, seed=seed, max_rate=cap
         )
-        adjusted = predict(on_the_day, stack.profile, rate, max_rate=cap / slower, **fresh)
-        points.append(RatePoint(rate, rate / cap, measured, predicted, replayed, adjusted, slower))
-    return points, lone
+        adjusted = predict(
+            on_the_day, stack.profile, rate, max_rate=capacity(on_the_day, stack.profile), **fresh
+        )
+        points.append(
+            RatePoint(rate, rate / cap, measured, predicted, replayed, adjusted, slower, parallelism)
+        )
+    return points, machine
 
 
 def validate_main(args: argparse.Namespace) -> int:
@@ -237,6 +245,7 @@ def validate_main(args: argparse.Namespace) -> int:
             slots=args.slots,
             workers=args.workers,
             repeats=args.repeats,
+            burst_jobs=args.burst_jobs,
             poll_s=args.poll_interval,
         )
         if args.calibration:
@@ -251,7 +260,7 @@ def validate_main(args: argparse.Namespace) -> int:
         print(f"validate: predicted capacity {cap:.4g} jobs/s; load tests at {listed} jobs/s", flush=True)
         minutes = sum(args.jobs / r for r in rates) / 60
         print(f"validate: about {minutes:.0f} min of load tests ({args.jobs} jobs each)", flush=True)
-        points, lone = _load_tests(args, stack, fleet, cap, rates)
+        points, machine = _load_tests(args, stack, fleet, cap, rates)
     first = profile.jobs[0].name
     calibrated = fleet.variant.classes[first].alone_s
     # Plan for the middle rate with its measured p95 as the SLO: times planning every candidate.
@@ -282,13 +291,15 @@ def validate_main(args: argparse.Namespace) -> int:
         f"maximum sustainable rate: predicted {cap:.4g} jobs/s, "
         f"measured {_fmt(measured_max, error(cap, measured_max))}"
         + (
-            f"; adjusted to the machine during that run (x{top.slowdown:.2f} slower): "
-            f"{_fmt(cap / top.slowdown, error(cap / top.slowdown, measured_max))}"
+            f"; adjusted to the machine during that run (x{top.slowdown:.2f} slower, "
+            f"host parallelism {top.parallelism:.2f}): "
+            f"{_fmt(top.adjusted['max_rate_per_s'], error(top.adjusted['max_rate_per_s'], measured_max))}"
             if top is not None
             else ""
         ),
         f"planning every candidate: {plan.seconds:.1f} s ({len(plan.candidates)} candidates)",
-        drift_line(first, calibrated, lone),
+        drift_line(first, calibrated, [m.lone_s for m in machine]),
+        parallelism_line(fleet.variant.host_parallelism, [m.parallelism for m in machine]),
         f"wall time: {(time.monotonic() - started) / 60:.1f} min",
         "",
         *(
@@ -299,7 +310,13 @@ def validate_main(args: argparse.Namespace) -> int:
     ]
     (args.out / "validation.md").write_text("\n".join(lines) + "\n")
     result = {"capacity_per_s": cap, "measured_max_per_s": measured_max, "planning_s": plan.seconds}
-    result |= {"alone_service_s": {"class": first, "calibrated": calibrated, "before_each_and_after": lone}}
+    result |= {
+        "machine": {
+            "class": first,
+            "calibrated": {"alone_s": calibrated, "host_parallelism": fleet.variant.host_parallelism},
+            "before_each_and_after": [vars(m) for m in machine],
+        }
+    }
     result |= {"goals": verdicts, "points": [vars(p) for p in points]}
     (args.out / "validation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n".join(lines))
@@ -321,6 +338,13 @@ def drift_line(name: str, calibrated: float, lone: list[float]) -> str:
     if abs(widest) > DRIFT_LIMIT:
         return line + f" (up to {widest:+.0%}): the machine changed under the test; see `adjusted`"
     return line + f" (up to {widest:+.0%})"
+
+
+def parallelism_line(calibrated: float, fitted: list[float]) -> str:
+    each = ", ".join(f"{p:.2f}" for p in fitted)
+    return (
+        f"host parallelism: {calibrated:.2f} at calibration; before each load test and after the last: {each}"
+    )
 
 
 def _verdict(ok: bool | None) -> str:

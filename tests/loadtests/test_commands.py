@@ -177,7 +177,8 @@ def test_plan_validate_starts_a_stack_and_compares(tmp_path: Path) -> None:
     out = tmp_path / "validation"
     done = paddock(
         "plan", "validate", "--profile", str(profile), "--calibration", str(tmp_path / "cal.json"),
-        "--slots", "2", "--rates", "0.3", "--jobs", "2", "--repeats", "1", "--poll-interval", "0.2",
+        "--slots", "2", "--rates", "0.3", "--jobs", "2", "--repeats", "1", "--burst-jobs", "2",
+        "--poll-interval", "0.2",
         "--replications", "2", "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
@@ -188,9 +189,12 @@ def test_plan_validate_starts_a_stack_and_compares(tmp_path: Path) -> None:
     assert (
         "drift: 1.0-t2v-720P-3s alone took" in table and "before each load test and after the last" in table
     )
+    assert "host parallelism: 1.00 at calibration; before each load test and after the last:" in table
     result = json.loads((out / "validation.json").read_text())
-    assert len(result["alone_service_s"]["before_each_and_after"]) == 2  # before the one rate, after it
+    before, after = result["machine"]["before_each_and_after"]  # around the one rate
     [point] = result["points"]
-    assert point["adjusted"]["max_rate_per_s"] == pytest.approx(result["capacity_per_s"] / point["slowdown"])
+    assert point["slowdown"] == pytest.approx((before["lone_s"] + after["lone_s"]) / 2 / work.alone_s)
+    assert point["parallelism"] == pytest.approx((before["parallelism"] + after["parallelism"]) / 2)
+    assert 0.25 <= point["parallelism"] <= 64 and before["parallelism"] != 1.0  # fitted to a real burst
     assert json.loads((out / "rate-1" / "summary.json").read_text())["succeeded"] == 2
     assert (out / "report.html").is_file() and (out / "validation.json").is_file()

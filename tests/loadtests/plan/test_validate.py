@@ -12,7 +12,7 @@ import pytest
 from loadtests.plan.calibration import ClassCalibration, Variant
 from loadtests.plan.predict import capacity, predict
 from loadtests.plan.simulate import Fleet
-from loadtests.plan.validate import RatePoint, drift_line, goals, slowdown
+from loadtests.plan.validate import RatePoint, drift_line, goals, parallelism_line, slowdown
 from tests.loadtests.plan.known import one_class_profile
 
 # Every phase non-zero, on a host that runs two things at full speed, so a phase that `slowed`
@@ -71,6 +71,7 @@ def test_each_prediction_is_judged_against_the_capacity_it_assumed() -> None:
         replayed=_summary(9.0, 23.5, 9.0, max_rate=0.57),
         adjusted=_summary(11.0, 22.0, 6.0, max_rate=0.57 / 1.05),
         slowdown=1.05,
+        parallelism=1.4,
     )
     above = RatePoint(
         0.74,
@@ -80,6 +81,7 @@ def test_each_prediction_is_judged_against_the_capacity_it_assumed() -> None:
         replayed=_summary(60.0, 110.0, 90.0, max_rate=0.57, saturated=True),
         adjusted=_summary(70.0, 130.0, 100.0, max_rate=0.57 / 1.1, saturated=True),
         slowdown=1.1,
+        parallelism=1.4,
     )
     plain = goals([below, above], planning_s=5.0, key="predicted")
     adjusted = goals([below, above], planning_s=5.0, key="adjusted")
@@ -96,6 +98,12 @@ def test_each_prediction_is_judged_against_the_capacity_it_assumed() -> None:
         "over_capacity_saturated_in_both": None,
         "planning_under_60s": False,
     }
+
+
+def test_the_parallelism_line_lists_every_fit() -> None:
+    assert parallelism_line(1.43, [1.5, 1.82]).endswith(
+        "1.43 at calibration; before each load test and after the last: 1.50, 1.82"
+    )
 
 
 def test_the_drift_line_names_the_widest_change_and_points_at_the_adjusted_prediction() -> None:
