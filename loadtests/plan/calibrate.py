@@ -176,8 +176,14 @@ class MachineNow:
     """The machine at one moment of a long test, against a calibration of it."""
 
     lone_s: float  # the first class alone (median of the repeats); nan if none succeeded
-    slowdown: float  # lone_s over the calibrated lone time (1.0 when lone_s is nan)
-    parallelism: float  # host parallelism fitted to one burst, at that slowdown
+    parallelism: float  # host parallelism fitted to one burst, at the speed lone_s shows
+
+
+def slowdown(lone_s: Sequence[float], calibrated: float) -> float:
+    """How much slower the machine ran than at calibration: the mean of the lone times measured
+    (nan: not measured) over the calibrated one; 1.0 when none was measured."""
+    times = [t for t in lone_s if math.isfinite(t)]
+    return statistics.fmean(times) / calibrated if times and calibrated > 0 else 1.0
 
 
 async def machine_now(stack: StackRun, variant: Variant) -> MachineNow:
@@ -194,14 +200,12 @@ async def machine_now(stack: StackRun, variant: Variant) -> MachineNow:
             if row.service_s is not None:
                 services.append(row.service_s)
         lone = statistics.median(services) if services else math.nan
-        calibrated = variant.classes[first].alone_s
-        slowdown = lone / calibrated if services and calibrated > 0 else 1.0
-        now = variant.slowed(slowdown)
         if stack.slots * stack.workers == 1:
-            return MachineNow(lone, slowdown, variant.host_parallelism)
+            return MachineNow(lone, variant.host_parallelism)
         burst, _ = await _burst(run, _burst_arrivals(stack), [])
+    now = variant.slowed(slowdown([lone], variant.classes[first].alone_s))
     names = [job.name for job in stack.profile.jobs]
-    return MachineNow(lone, slowdown, fit_parallelism(now, stack.slots, stack.workers, names, burst))
+    return MachineNow(lone, fit_parallelism(now, stack.slots, stack.workers, names, burst))
 
 
 def _burst_arrivals(stack: StackRun) -> list[Arrival]:

@@ -173,13 +173,6 @@ def _stack(args: argparse.Namespace) -> Iterator[tuple[str, tuple[str, ...]]]:
         yield stack.base_url, stack.api_keys[:1]
 
 
-def slowdown(around: list[float], calibrated: float) -> float:
-    """How much slower the machine ran than at calibration: the mean lone-job time `around` a run
-    (before and after it) over the calibrated one; 1.0 when neither time was measured."""
-    times = [t for t in around if math.isfinite(t)]
-    return statistics.fmean(times) / calibrated if times and calibrated > 0 else 1.0
-
-
 def _load_tests(
     args: argparse.Namespace,
     stack: StackRun,
@@ -190,7 +183,7 @@ def _load_tests(
     """Load-test each rate (seed = --seed + its index) and predict it, fresh, replayed and for the
     machine as it was around the run. Also returns the machine's state before each run and after
     the last."""
-    from loadtests.plan.calibrate import machine_now
+    from loadtests.plan.calibrate import machine_now, slowdown
 
     calibrated = fleet.variant.classes[stack.profile.jobs[0].name].alone_s
     machine: list[MachineNow] = [asyncio.run(machine_now(stack, fleet.variant))]

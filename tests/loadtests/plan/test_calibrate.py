@@ -3,6 +3,7 @@ Prometheus readings and the calibration file."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from loadtests.plan.calibrate import (
     makespan,
     parse_bench,
     real_tokens,
+    slowdown,
 )
 from loadtests.plan.calibration import Calibration, ClassCalibration, FacadeCapacity, Variant
 from loadtests.plan.scrape import parse
@@ -104,3 +106,9 @@ def test_calibration_files_round_trip_and_merge(tmp_path: Path) -> None:
     (tmp_path / "old.json").write_text('{"version": 0, "variants": []}')
     with pytest.raises(ValueError, match="version"):
         Calibration.load(tmp_path / "old.json")
+
+
+def test_the_slowdown_is_the_mean_of_the_lone_times_measured() -> None:
+    assert slowdown([2.2, 2.6], calibrated=2.0) == pytest.approx(1.2)
+    assert slowdown([math.nan, 2.5], calibrated=2.0) == pytest.approx(1.25)
+    assert slowdown([math.nan, math.nan], calibrated=2.0) == 1.0

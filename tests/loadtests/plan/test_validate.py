@@ -12,7 +12,7 @@ import pytest
 from loadtests.plan.calibration import ClassCalibration, Variant
 from loadtests.plan.predict import capacity, predict
 from loadtests.plan.simulate import Fleet
-from loadtests.plan.validate import RatePoint, drift_line, goals, parallelism_line, slowdown
+from loadtests.plan.validate import RatePoint, drift_line, goals, parallelism_line
 from tests.loadtests.plan.known import one_class_profile
 
 # Every phase non-zero, on a host that runs two things at full speed, so a phase that `slowed`
@@ -40,12 +40,6 @@ def test_a_slower_machine_at_a_proportionally_lower_rate_is_the_same_queue_in_sl
     for metric in ("wait_s", "service_s", "e2e_s"):
         for q in ("p50", "p95"):
             assert later[metric][q] == pytest.approx(1.25 * now[metric][q], rel=1e-6), (metric, q)
-
-
-def test_the_slowdown_is_the_mean_of_the_times_measured_around_a_run() -> None:
-    assert slowdown([2.2, 2.6], calibrated=2.0) == pytest.approx(1.2)
-    assert slowdown([math.nan, 2.5], calibrated=2.0) == pytest.approx(1.25)
-    assert slowdown([math.nan, math.nan], calibrated=2.0) == 1.0
 
 
 def _summary(
