@@ -106,6 +106,13 @@ def _within(predicted: float | None, measured: float | None, tolerance: float, s
     return abs(predicted - measured) <= max(tolerance * abs(measured), slack)
 
 
+def capacity_run(points: list[RatePoint]) -> RatePoint | None:
+    """The run above capacity that finished the most jobs a second: its throughput is the measured
+    maximum sustainable rate. None without a run above capacity."""
+    above = [p for p in points if p.share > 1.0]
+    return max(above, key=lambda p: p.measured["throughput_per_s"], default=None)
+
+
 def goals(points: list[RatePoint], planning_s: float, key: str) -> dict[str, bool | None]:
     """Each goal's verdict for the `key` prediction (one of `PREDICTIONS`); None: no run to judge.
     The capacity judged is the one that prediction assumed (`adjusted`: the machine's speed then)."""
@@ -120,7 +127,7 @@ def goals(points: list[RatePoint], planning_s: float, key: str) -> dict[str, boo
         _within(getattr(p, key)["wait_s"]["p95"], p.measured["wait_s"]["p95"], WAIT_TOLERANCE, WAIT_SLACK_S)
         for p in within
     )
-    top = max(above, key=lambda p: p.measured["throughput_per_s"], default=None)
+    top = capacity_run(points)
     return {
         "e2e_p50_p95_within_15pct": latency if within else None,
         "wait_p95_within_20pct_or_2s": wait if within else None,
@@ -179,13 +186,13 @@ def _load_tests(
     fleet: Fleet,
     cap: float,
     rates: list[float],
+    calibrated: float,
 ) -> tuple[list[RatePoint], list[MachineNow]]:
     """Load-test each rate (seed = --seed + its index) and predict it, fresh, replayed and for the
-    machine as it was around the run. Also returns the machine's state before each run and after
-    the last."""
+    machine as it was around the run (`calibrated`: the probes' class alone at calibration). Also
+    returns the machine's state before each run and after the last."""
     from loadtests.plan.calibrate import machine_now, slowdown
 
-    calibrated = fleet.variant.classes[stack.profile.jobs[0].name].alone_s
     machine: list[MachineNow] = [asyncio.run(machine_now(stack, fleet.variant))]
     points = []
     for i, rate in enumerate(rates):
@@ -253,9 +260,9 @@ def validate_main(args: argparse.Namespace) -> int:
         print(f"validate: predicted capacity {cap:.4g} jobs/s; load tests at {listed} jobs/s", flush=True)
         minutes = sum(args.jobs / r for r in rates) / 60
         print(f"validate: about {minutes:.0f} min of load tests ({args.jobs} jobs each)", flush=True)
-        points, machine = _load_tests(args, stack, fleet, cap, rates)
-    first = profile.jobs[0].name
-    calibrated = fleet.variant.classes[first].alone_s
+        first = profile.jobs[0].name
+        calibrated = fleet.variant.classes[first].alone_s  # the lone probes' class
+        points, machine = _load_tests(args, stack, fleet, cap, rates, calibrated)
     # Plan for the middle rate with its measured p95 as the SLO: times planning every candidate.
     middle = points[min(len(points) - 1, 2)]
     slo = Slo.parse(f"p95_e2e<={middle.measured['e2e_s']['p95'] or 60.0:.1f}")
@@ -268,9 +275,7 @@ def validate_main(args: argparse.Namespace) -> int:
         plan, args.out / "report.html", measured=[args.out / f"rate-{i + 1}" for i in range(len(points))]
     )
     verdicts = {key: goals(points, plan.seconds, key) for key in PREDICTIONS}
-    top = max(
-        (p for p in points if p.share > 1.0), key=lambda p: p.measured["throughput_per_s"], default=None
-    )
+    top = capacity_run(points)
     measured_max = top.measured["throughput_per_s"] if top is not None else None
     lines = [
         f"# paddock plan validate: {profile.source}, {args.workers} worker(s) x {args.slots} slots",
@@ -281,15 +286,7 @@ def validate_main(args: argparse.Namespace) -> int:
         "",
         *table(points, "adjusted"),
         "",
-        f"maximum sustainable rate: predicted {cap:.4g} jobs/s, "
-        f"measured {_fmt(measured_max, error(cap, measured_max))}"
-        + (
-            f"; adjusted to the machine during that run (x{top.slowdown:.2f} slower, "
-            f"host parallelism {top.parallelism:.2f}): "
-            f"{_fmt(top.adjusted['max_rate_per_s'], error(top.adjusted['max_rate_per_s'], measured_max))}"
-            if top is not None
-            else ""
-        ),
+        capacity_line(cap, top),
         f"planning every candidate: {plan.seconds:.1f} s ({len(plan.candidates)} candidates)",
         drift_line(first, calibrated, [m.lone_s for m in machine]),
         parallelism_line(fleet.variant.host_parallelism, [m.parallelism for m in machine]),
@@ -316,6 +313,20 @@ def validate_main(args: argparse.Namespace) -> int:
     print(f"validate: wrote {args.out}/validation.md, validation.json, report.html")
     missed = any(ok is False for found in verdicts.values() for ok in found.values())
     return 1 if args.strict and missed else 0
+
+
+def capacity_line(cap: float, top: RatePoint | None) -> str:
+    """Predicted against measured maximum rate, and the adjusted prediction for that run's machine."""
+    measured = top.measured["throughput_per_s"] if top is not None else None
+    line = f"maximum sustainable rate: predicted {cap:.4g} jobs/s, measured "
+    line += _fmt(measured, error(cap, measured))
+    if top is None:
+        return line
+    adjusted = top.adjusted["max_rate_per_s"]
+    return (
+        line + f"; adjusted to the machine during that run (x{top.slowdown:.2f} slower, "
+        f"host parallelism {top.parallelism:.2f}): {_fmt(adjusted, error(adjusted, measured))}"
+    )
 
 
 def drift_line(name: str, calibrated: float, lone: list[float]) -> str:
