@@ -22,12 +22,13 @@ from starlette.routing import compile_path
 from model.registry import ModelSpec
 from server.api import files, health, metrics_route
 from server.api.deps import request_id
-from server.api.errorbody import error_payload, is_openai_path
+from server.api.errorbody import error_headers, error_payload, is_openai_path
 from server.api.health import Readiness
 from server.api.metrics_route import MetricsEndpoint
 from server.api.middleware import (
     INTERNAL_MESSAGE,
     BodyLimitMiddleware,
+    HotRouteMiddleware,
     ObservabilityMiddleware,
 )
 from server.api.openai import routes as openai_routes
@@ -136,7 +137,8 @@ def create_app(
         # for configured providers on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    # First, so the poll route is matched before any other.
+    # GET polls never get this far (HotRouteMiddleware answers them); in the router, the poll route
+    # still gives other methods on its path their 405 and names itself in the API description.
     app.router.routes.append(task_routes.QUERY_ROUTE)
     app.include_router(task_routes.router)
     app.include_router(openai_routes.router)
@@ -149,6 +151,7 @@ def create_app(
     install_openapi(app, list(wiring.registry), extra_models=(CreateVideoRequest, RemixVideoRequest))
     # add_middleware wraps what is there already: the last one added is the outermost.
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limits(settings))
+    app.add_middleware(HotRouteMiddleware, routes=[task_routes.QUERY_ROUTE])
     app.add_middleware(ObservabilityMiddleware, recorder=recorder)
     return app
 
@@ -172,11 +175,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         request: Request, error: DashScopeError, headers: Mapping[str, str] | None = None
     ) -> JSONResponse:
         body = error_payload(request.url.path, request_id(request), error)
-        extra = dict(headers or {})
-        if error.status == 409:
-            # The openai SDK retries a 409 (a lock timeout to OpenAI); a reused key never succeeds.
-            extra["x-should-retry"] = "false"
-        return JSONResponse(body, status_code=error.status, headers=extra)
+        return JSONResponse(
+            body, status_code=error.status, headers={**error_headers(error), **(headers or {})}
+        )
 
     @app.exception_handler(DashScopeError)
     async def dashscope_error(request: Request, exc: DashScopeError) -> JSONResponse:

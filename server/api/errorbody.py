@@ -21,6 +21,14 @@ def is_openai_path(path: str) -> bool:
     return path.startswith(OPENAI_PREFIX)
 
 
+def error_headers(error: DashScopeError) -> dict[str, str]:
+    """Headers every answer of `error` carries, whoever answers it."""
+    if error.status == 409:
+        # The openai SDK retries a 409 (a lock timeout to OpenAI); a reused key never succeeds.
+        return {"x-should-retry": "false"}
+    return {}
+
+
 def error_payload(path: str, request_id: str, error: DashScopeError) -> dict[str, Any]:
     """The body of `error` for a request to `path`."""
     if not is_openai_path(path):

@@ -87,9 +87,10 @@ async def query_task(request: Request) -> JSONResponse:
     """`GET /api/v1/tasks/{task_id}`: HTTP 200 in every state; UNKNOWN for ids that do not exist,
     expired or belong to others.
 
-    The hottest route (every client polls it), so it is a plain Starlette route (`QUERY_ROUTE`,
-    matched first): no dependency solving or response encoding pass per poll. Its OpenAPI entry
-    is written out in `openapi.QUERY_DOC`."""
+    The hottest route (every client polls it), so it is a plain Starlette route (`QUERY_ROUTE`)
+    that `middleware.HotRouteMiddleware` answers ahead of the framework's routing: no dependency
+    solving or response encoding pass per poll. Its OpenAPI entry is written out in
+    `openapi.QUERY_DOC`."""
     tenant = authenticate(request)
     rid = request_id(request)
     service = tasks(request)

@@ -1,4 +1,5 @@
-"""Request ids, body limits and the last-resort 500, on a real uvicorn where the wire matters."""
+"""Request ids, body limits, the hot poll route and the last-resort 500, on a real uvicorn where
+the wire matters."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ from collections.abc import Callable
 
 import httpx
 from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.api.http_protocol import http_protocol
+from server.api.middleware import HotRouteMiddleware
+from server.errors import InvalidApiKey
 from tests.support.facade import facade, headers
 from tests.support.uvicorn_server import exchange, serving
 
@@ -24,14 +31,21 @@ def _status(answer: bytes) -> int:
 
 
 def test_a_500_keeps_the_connection_usable(app_factory: Callable[..., FastAPI]) -> None:
-    # Redis is not there: listing fails inside the route. The client gets the DashScope 500 and
-    # its next request on the same keep-alive connection is answered.
+    # Redis is not there: listing fails inside the route, and so does a poll, which is answered
+    # ahead of the framework's routing (HotRouteMiddleware). The client gets the DashScope 500 for
+    # each, and its next request on the same keep-alive connection is answered.
     app = app_factory(queue_url="redis://127.0.0.1:1/0")
     with serving(app, http=http_protocol()) as port:
-        failed, after = exchange(port, _get("/api/v1/tasks"), b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-    assert _status(failed) == 500 and b"connection: close" not in failed.lower()
-    body = json.loads(failed.partition(b"\r\n\r\n")[2])
-    assert body["code"] == "InternalError" and body["request_id"]
+        *failed, after = exchange(
+            port,
+            _get("/api/v1/tasks"),
+            _get("/api/v1/tasks/t-1"),
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+    for answer in failed:
+        assert _status(answer) == 500 and b"connection: close" not in answer.lower()
+        body = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert body["code"] == "InternalError" and body["request_id"]
     assert _status(after) == 200
 
 
@@ -63,3 +77,31 @@ async def test_streamed_oversized_body_is_cut_off(app_factory: Callable[..., Fas
         response = await client.post(CREATE, content=chunks(), headers=headers())
     assert response.status_code == 413 and response.json()["code"] == "InvalidParameter"
     assert sent < 100 * 500  # refused while streaming, not after the whole body
+
+
+async def test_the_poll_path_refuses_other_methods(client: httpx.AsyncClient) -> None:
+    refused = await client.delete("/api/v1/tasks/t-1", headers=headers())
+    assert refused.status_code == 405 and refused.json()["code"] == "MethodNotAllowed"
+    assert {"GET", "HEAD"} <= {m.strip() for m in refused.headers["allow"].split(",")}
+    head = await client.head("/api/v1/tasks/t-1", headers=headers())
+    assert head.status_code == 200 and head.content == b""
+
+
+async def test_hot_routes_are_answered_ahead_of_the_app() -> None:
+    async def framework(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("framework", status_code=418)(scope, receive, send)
+
+    async def poll(request: Request) -> PlainTextResponse:
+        if request.path_params["task_id"] == "locked":
+            raise InvalidApiKey("No API-key provided.")
+        return PlainTextResponse(f"hot {request.path_params['task_id']}")
+
+    app = HotRouteMiddleware(framework, routes=[Route("/api/v1/tasks/{task_id}", poll, methods=["GET"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        hot = await client.get("/api/v1/tasks/t-1")
+        assert (hot.status_code, hot.text) == (200, "hot t-1")
+        assert (await client.post("/api/v1/tasks/t-1")).text == "framework"
+        assert (await client.get("/api/v1/tasks/t-1/cancel")).text == "framework"
+        locked = await client.get("/api/v1/tasks/locked")
+    assert locked.status_code == 401
+    assert locked.json()["code"] == "InvalidApiKey" and locked.json()["message"] == "No API-key provided."
