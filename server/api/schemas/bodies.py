@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,13 +12,23 @@ from server.api.schemas.create import BEIJING, RESOLUTIONS
 from server.api.schemas.listing import TaskPage
 from server.jobs.job import JobSpec, TaskRecord, TaskStatus
 
+BEIJING_OFFSET_S = BEIJING.utcoffset(None).total_seconds()
+
 
 def format_time(ts: float | None) -> str | None:
-    """`YYYY-MM-DD HH:mm:ss.SSS` in UTC+8, as DashScope reports task times."""
+    """`YYYY-MM-DD HH:mm:ss.SSS` in UTC+8, as DashScope reports task times: what
+    `datetime.fromtimestamp(ts, BEIJING)` prints, computed from the epoch directly, which takes
+    half the time. Every poll formats up to three of these."""
     if ts is None:
         return None
-    local = datetime.fromtimestamp(ts, BEIJING)
-    return f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d}"
+    fraction, whole = math.modf(ts)
+    micros = round(fraction * 1_000_000)  # half to even, as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    elif micros < 0:
+        whole, micros = whole - 1, micros + 1_000_000
+    local = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole + BEIJING_OFFSET_S))
+    return f"{local}.{micros // 1000:03d}"
 
 
 def epoch_ms(ts: float | None) -> int | None:

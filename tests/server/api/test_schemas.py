@@ -1,8 +1,10 @@
 """The DashScope wire format (server/api/schemas): API.md §2's size table and prompt rule, create
-parsing, the usage body and the list query."""
+parsing, the usage body, task times and the list query."""
 
 from __future__ import annotations
 
+import random
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -171,3 +173,17 @@ def test_list_query_defaults_to_the_last_day() -> None:
 def test_list_query_refusals(query: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidParameter, match=message):
         schemas.parse_list_query(query, None, NOW)
+
+
+def test_task_times_read_as_beijing_time_to_the_millisecond() -> None:
+    assert schemas.format_time(0.0) == "1970-01-01 08:00:00.000"
+    assert schemas.format_time(1764547199.9995) == "2025-12-01 07:59:59.999"
+    # Past the last millisecond, a time rounds into the next second exactly as datetime does.
+    assert schemas.format_time(1764547199.9999996) == "2025-12-01 08:00:00.000"
+    rng = random.Random(7)
+    times = [rng.uniform(0, 4e9) for _ in range(20_000)] + [
+        round(rng.uniform(1.6e9, 1.9e9), 6) for _ in range(20_000)
+    ]
+    for ts in times:
+        local = datetime.fromtimestamp(ts, schemas.BEIJING)
+        assert schemas.format_time(ts) == f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d}", ts
