@@ -17,7 +17,8 @@ for the machine as it was during that load test. A shared machine changes by ten
 half an hour, so before every load test and after the last, one class is timed alone and one
 burst is run. `adjusted` scales the calibration by the mean of the two lone times around each run
 over the calibrated one, and takes the mean of the two bursts' host parallelism: that separates
-the model's error from the machine's drift.
+the model's error from the machine's drift. So does the check of every measured job against the
+model replayed on the jobs that really ran beside it (`neighbours`), from the load test's own rows.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +40,11 @@ from loadtests.arrivals import Schedule
 from loadtests.cli import api_keys, rate_list, run_loadtest
 from loadtests.generator import LoadConfig
 from loadtests.plan.calibration import Calibration
+from loadtests.plan.neighbours import ServiceCheck, service_check
 from loadtests.plan.predict import capacity, predict
 from loadtests.plan.simulate import Fleet
 from loadtests.profile import Profile
+from loadtests.summary import read_csv
 
 if TYPE_CHECKING:
     from loadtests.plan.calibrate import MachineNow, StackRun
@@ -89,6 +92,7 @@ class RatePoint:
     adjusted: dict[str, Any]
     slowdown: float  # the machine during this run against at calibration (lone job time ratio)
     parallelism: float  # the host parallelism during this run (mean of the bursts around it)
+    service: ServiceCheck | None = None  # each measured job against the model on its neighbours
 
 
 PREDICTIONS = ("predicted", "replayed", "adjusted")
@@ -209,6 +213,7 @@ def _load_tests(
         )
         print(f"validate: load test {i + 1}/{len(rates)} at {rate:.4g} jobs/s", flush=True)
         measured = run_loadtest(config, args.out / f"rate-{i + 1}")
+        service = service_check(read_csv(args.out / f"rate-{i + 1}" / "jobs.csv"), fleet.variant)
         machine.append(asyncio.run(machine_now(stack, fleet.variant)))
         slower = slowdown([m.lone_s for m in machine[-2:]], calibrated)
         parallelism = statistics.fmean(m.parallelism for m in machine[-2:])
@@ -223,7 +228,7 @@ def _load_tests(
             on_the_day, stack.profile, rate, max_rate=capacity(on_the_day, stack.profile), **fresh
         )
         points.append(
-            RatePoint(rate, rate / cap, measured, predicted, replayed, adjusted, slower, parallelism)
+            RatePoint(rate, rate / cap, measured, predicted, replayed, adjusted, slower, parallelism, service)
         )
     return points, machine
 
@@ -290,6 +295,7 @@ def validate_main(args: argparse.Namespace) -> int:
         f"planning every candidate: {plan.seconds:.1f} s ({len(plan.candidates)} candidates)",
         drift_line(first, calibrated, [m.lone_s for m in machine]),
         parallelism_line(fleet.variant.host_parallelism, [m.parallelism for m in machine]),
+        *service_lines(points),
         f"wall time: {(time.monotonic() - started) / 60:.1f} min",
         "",
         *(
@@ -307,7 +313,7 @@ def validate_main(args: argparse.Namespace) -> int:
             "before_each_and_after": [vars(m) for m in machine],
         }
     }
-    result |= {"goals": verdicts, "points": [vars(p) for p in points]}
+    result |= {"goals": verdicts, "points": [asdict(p) for p in points]}
     (args.out / "validation.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     print("\n".join(lines))
     print(f"validate: wrote {args.out}/validation.md, validation.json, report.html")
@@ -349,6 +355,16 @@ def parallelism_line(calibrated: float, fitted: list[float]) -> str:
     return (
         f"host parallelism: {calibrated:.2f} at calibration; before each load test and after the last: {each}"
     )
+
+
+def service_lines(points: list[RatePoint]) -> list[str]:
+    """Each run's jobs against the model on their real neighbours (`neighbours.service_check`)."""
+    checked = [p for p in points if p.service is not None]
+    if not checked:
+        return []
+    lines = ["service over the model's, each job on its real neighbours (1.00: model and machine hold):"]
+    lines += [f"- {p.share:.0%}: {p.service.describe()}" for p in checked if p.service is not None]
+    return lines
 
 
 def _verdict(ok: bool | None) -> str:

@@ -196,5 +196,8 @@ def test_plan_validate_starts_a_stack_and_compares(tmp_path: Path) -> None:
     assert point["slowdown"] == pytest.approx((before["lone_s"] + after["lone_s"]) / 2 / work.alone_s)
     assert point["parallelism"] == pytest.approx((before["parallelism"] + after["parallelism"]) / 2)
     assert 0.25 <= point["parallelism"] <= 64 and before["parallelism"] != 1.0  # fitted to a real burst
+    assert "service over the model's, each job on its real neighbours" in table
+    assert f"- {point['share']:.0%}: alone x" in table
+    assert point["service"]["jobs_alone"] + point["service"]["jobs_shared"] == 2
     assert json.loads((out / "rate-1" / "summary.json").read_text())["succeeded"] == 2
     assert (out / "report.html").is_file() and (out / "validation.json").is_file()
