@@ -359,12 +359,9 @@ def parallelism_line(calibrated: float, fitted: list[float]) -> str:
 
 def service_lines(points: list[RatePoint]) -> list[str]:
     """Each run's jobs against the model on their real neighbours (`neighbours.service_check`)."""
-    checked = [p for p in points if p.service is not None]
-    if not checked:
-        return []
-    lines = ["service over the model's, each job on its real neighbours (1.00: model and machine hold):"]
-    lines += [f"- {p.share:.0%}: {p.service.describe()}" for p in checked if p.service is not None]
-    return lines
+    lines = [f"- {p.share:.0%}: {p.service.describe()}" for p in points if p.service is not None]
+    header = "service over the model's, each job on its real neighbours (1.00: model and machine hold):"
+    return [header, *lines] if lines else []
 
 
 def _verdict(ok: bool | None) -> str:

@@ -138,7 +138,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # GET polls never get this far (HotRouteMiddleware answers them); in the router, the poll route
-    # still gives other methods on its path their 405 and names itself in the API description.
+    # still gives other methods on its path their 405. Its description is `openapi.QUERY_DOC`.
     app.router.routes.append(task_routes.QUERY_ROUTE)
     app.include_router(task_routes.router)
     app.include_router(openai_routes.router)
